@@ -1,0 +1,390 @@
+//! The code that runs in the child, between `clone`/`fork` and `exec`.
+//!
+//! # Safety — the child contract
+//!
+//! Everything in this module may run in a child that shares the parent's memory
+//! (`clone(CLONE_VM | CLONE_VFORK)`) or in a forked copy of a multi-threaded parent. So, until
+//! `execve` succeeds or `_exit` is called:
+//!
+//! - only async-signal-safe functions are called: no `malloc`/`free`, no locks, no stdio, no
+//!   `Drop` of anything that frees memory, no panic (no indexing that can fail, no `unwrap`);
+//! - glibc wrappers that take locks or signal the other threads (`setuid`, `setgid`,
+//!   `setgroups`, `setrlimit`) are not used: the raw system calls are;
+//! - nothing returns into the parent's frames: [`child_main`] ends in `execve` or `_exit`;
+//! - every byte the child reads was prepared by the parent in [`ChildPlan`] and is only read.
+//!
+//! Every function here is an `unsafe fn` whose safety section points back to this contract. The
+//! only exception to "no user code" is the pre-exec hook, which runs only in a forked child and
+//! whose own contract the caller accepted with `unsafe`.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, CString};
+use std::os::fd::RawFd;
+
+use crate::command::Hook;
+use crate::error::Step;
+use crate::spawn::errpipe;
+use crate::sys::signal::SigSet;
+
+/// Plain data the child reads. Built by the parent; borrowed by the child.
+pub(crate) struct ChildPlan<'a> {
+    pub(crate) argv: *const *const c_char,
+    /// NULL: inherit the environment (`execv`).
+    pub(crate) envp: *const *const c_char,
+    pub(crate) candidates: &'a [CString],
+    pub(crate) cwd: Option<&'a CString>,
+    /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
+    pub(crate) fds: [RawFd; 3],
+    pub(crate) pass_fds: &'a [RawFd],
+    pub(crate) close_fds: bool,
+    /// The error pipe's write end (≥ 3, close-on-exec).
+    pub(crate) errpipe: RawFd,
+    pub(crate) umask: Option<libc::mode_t>,
+    /// Reset every caught signal to its default (the shared-memory child must).
+    pub(crate) reset_handlers: bool,
+    pub(crate) restore_signals: bool,
+    /// The final mask; `None` keeps the one the child started with.
+    pub(crate) mask: Option<&'a SigSet>,
+    pub(crate) setsid: bool,
+    pub(crate) pgid: Option<libc::pid_t>,
+    pub(crate) rlimits: &'a [(libc::c_int, libc::rlimit64)],
+    pub(crate) groups: Option<&'a [libc::gid_t]>,
+    pub(crate) gid: Option<libc::gid_t>,
+    pub(crate) uid: Option<libc::uid_t>,
+    /// The parent-death signal and the pid of the parent when the child was made.
+    pub(crate) pdeathsig: Option<(libc::c_int, libc::pid_t)>,
+}
+
+/// Reads the thread's errno.
+///
+/// # Safety
+///
+/// See the module's child contract; reading errno is async-signal-safe.
+unsafe fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid pointer for the calling thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Reports `step` with the current errno and exits.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn fail(plan: &ChildPlan<'_>, step: Step) -> ! {
+    // SAFETY: errno read right after the failing call.
+    let e = unsafe { errno() };
+    // SAFETY: writes a fixed record and exits, both async-signal-safe.
+    unsafe { fail_with(plan.errpipe, step, e) }
+}
+
+/// Reports `step` with `errno` on the error pipe and exits with status 127.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn fail_with(errpipe: RawFd, step: Step, errno: i32) -> ! {
+    let record = errpipe::encode(step, errno);
+    // SAFETY: `record` is a plain byte array; write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(errpipe, record.as_ptr().cast(), record.len());
+        libc::_exit(127)
+    }
+}
+
+/// Runs the setup steps in CPython's order, then tries each candidate path with `execve`.
+///
+/// # Safety
+///
+/// See the module's child contract. `plan`'s pointers must be valid (the parent keeps them
+/// alive until the child has exec'd or exited). `hooks` must be empty unless this is a forked
+/// child.
+pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
+    // SAFETY (whole body): each call below is an async-signal-safe system call on plain data
+    // prepared by the parent, per the module contract.
+    unsafe {
+        // 1. Passed descriptors survive exec.
+        for &fd in plan.pass_fds {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                fail(plan, Step::PassFds);
+            }
+        }
+        // 2. Standard streams. Sources are ≥ 3 or their own target (see `FdPlan`).
+        for (target, &src) in plan.fds.iter().enumerate() {
+            let target = target as RawFd;
+            if src < 0 {
+                continue;
+            }
+            let ret = if src == target {
+                // dup2(fd, fd) would keep close-on-exec: clear it explicitly.
+                libc::fcntl(src, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(src, target)
+            };
+            if ret == -1 {
+                fail(plan, Step::Dup2);
+            }
+        }
+        // 3. Working directory.
+        if let Some(cwd) = plan.cwd {
+            if libc::chdir(cwd.as_ptr()) == -1 {
+                fail(plan, Step::Chdir);
+            }
+        }
+        // 4. umask (cannot fail).
+        if let Some(mask) = plan.umask {
+            libc::umask(mask);
+        }
+        // 5. Signals: no handler of the parent may run here; then the child's own mask.
+        if plan.reset_handlers {
+            reset_signal_handlers(plan.mask);
+        }
+        if plan.restore_signals {
+            for sig in [libc::SIGPIPE, libc::SIGXFSZ] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    fail(plan, Step::Signals);
+                }
+            }
+        }
+        if let Some(mask) = plan.mask {
+            let ret = libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut());
+            if ret != 0 {
+                fail_with(plan.errpipe, Step::Signals, ret);
+            }
+        }
+        // 6. Session and process group.
+        if plan.setsid && libc::setsid() == -1 {
+            fail(plan, Step::Setsid);
+        }
+        if let Some(pgid) = plan.pgid {
+            if libc::setpgid(0, pgid) == -1 {
+                fail(plan, Step::Setpgid);
+            }
+        }
+        // 7. Resource limits (raw prlimit64: the glibc wrapper is not promised to be lock-free).
+        for (resource, limit) in plan.rlimits {
+            let ret = libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                *resource,
+                limit as *const libc::rlimit64,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            );
+            if ret == -1 {
+                fail(plan, Step::Rlimit);
+            }
+        }
+        // 8. Credentials, in the order that keeps the privilege to set the next one. Raw system
+        //    calls: glibc's wrappers signal every thread of the (shared) parent.
+        if let Some(groups) = plan.groups {
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == -1 {
+                fail(plan, Step::Setgroups);
+            }
+        }
+        if let Some(gid) = plan.gid {
+            if libc::syscall(libc::SYS_setregid, gid, gid) == -1 {
+                fail(plan, Step::Setgid);
+            }
+        }
+        if let Some(uid) = plan.uid {
+            if libc::syscall(libc::SYS_setreuid, uid, uid) == -1 {
+                fail(plan, Step::Setuid);
+            }
+        }
+        // 9. Parent-death signal, after the credentials (changing them clears it). If the
+        //    parent died before this point the signal would never come: send it now.
+        #[cfg(target_os = "linux")]
+        if let Some((sig, parent)) = plan.pdeathsig {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) == -1 {
+                fail(plan, Step::ParentDeathSignal);
+            }
+            if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
+                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), sig);
+            }
+        }
+        // 10. User hooks (forked child only).
+        for hook in hooks.iter_mut() {
+            run_hook(plan, hook);
+        }
+        // 11. Close every other descriptor: after the hooks, which may have opened some.
+        if plan.close_fds {
+            close_fds_except(plan);
+        }
+        // 12. Exec, trying each candidate. Report the first error that is not "not there",
+        //     else the last one.
+        let mut saved = 0;
+        let mut last = libc::ENOENT;
+        for path in plan.candidates {
+            if plan.envp.is_null() {
+                libc::execv(path.as_ptr(), plan.argv);
+            } else {
+                libc::execve(path.as_ptr(), plan.argv, plan.envp);
+            }
+            last = errno();
+            if saved == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
+                saved = last;
+            }
+        }
+        fail_with(
+            plan.errpipe,
+            Step::Exec,
+            if saved != 0 { saved } else { last },
+        )
+    }
+}
+
+/// Runs one user hook; an error or a panic is reported as [`Step::PreExecHook`].
+///
+/// # Safety
+///
+/// See the module's child contract; only called in a forked child.
+unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
+    let errno = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => {
+            let errno = e.raw_os_error().unwrap_or(0);
+            // Freeing a custom error's box is not async-signal-safe: leak it, we exit now.
+            std::mem::forget(e);
+            errno
+        }
+        Err(payload) => {
+            std::mem::forget(payload);
+            0
+        }
+    };
+    // SAFETY: writes a fixed record and exits.
+    unsafe { fail_with(plan.errpipe, Step::PreExecHook, errno) }
+}
+
+/// Sets every caught signal to its default disposition, skipping signals that stay blocked
+/// (they cannot be delivered before exec, which resets them anyway).
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
+    for sig in 1..crate::sys::signal::max_signal() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if mask.is_some_and(|m| m.contains(sig)) {
+            continue;
+        }
+        // SAFETY: sigaction only reads and writes the struct on our stack.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == -1 {
+                continue;
+            }
+            if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &new, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Closes every descriptor ≥ 3 except the passed ones and the error pipe.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
+    // The kept descriptors, ascending: the (sorted) pass_fds merged with the error pipe.
+    let mut low: libc::c_uint = 3;
+    let mut pass = plan
+        .pass_fds
+        .iter()
+        .copied()
+        .filter(|&fd| fd >= 3)
+        .peekable();
+    let mut errpipe_done = false;
+    loop {
+        let next_pass = pass.peek().copied();
+        let keep = match (next_pass, errpipe_done) {
+            (Some(p), false) if plan.errpipe < p => {
+                errpipe_done = true;
+                plan.errpipe
+            }
+            (Some(p), _) => {
+                pass.next();
+                p
+            }
+            (None, false) => {
+                errpipe_done = true;
+                plan.errpipe
+            }
+            (None, true) => break,
+        };
+        let keep = keep as libc::c_uint;
+        if keep > low {
+            // SAFETY: see the module contract.
+            if unsafe { !close_range(low, keep - 1) } {
+                // SAFETY: see the module contract.
+                unsafe { close_fds_slow(plan, low, keep - 1) };
+            }
+        }
+        low = low.max(keep + 1);
+    }
+    // SAFETY: see the module contract.
+    if unsafe { !close_range(low, libc::c_uint::MAX) } {
+        // SAFETY: see the module contract.
+        unsafe { close_fds_slow(plan, low, libc::c_uint::MAX) };
+    }
+}
+
+/// `close_range(first, last, 0)`; false if the kernel lacks it.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range only touches our descriptor table.
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (first, last);
+        false
+    }
+}
+
+/// Closes the descriptors in `first..=last` one by one, up to the descriptor limit.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn close_fds_slow(plan: &ChildPlan<'_>, first: libc::c_uint, last: libc::c_uint) {
+    let mut limit: libc::rlimit64 = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit64 with a null new limit only writes `limit`.
+    let ok = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null::<libc::rlimit64>(),
+            &mut limit as *mut libc::rlimit64,
+        )
+    } == 0;
+    let max = if ok {
+        limit.rlim_cur.min(1 << 20) as libc::c_uint
+    } else {
+        1 << 16
+    };
+    let end = last.min(max.saturating_sub(1));
+    let mut fd = first;
+    while fd <= end {
+        if fd as RawFd != plan.errpipe {
+            // SAFETY: closing a descriptor number, open or not, is async-signal-safe.
+            unsafe { libc::close(fd as RawFd) };
+        }
+        fd += 1;
+    }
+}

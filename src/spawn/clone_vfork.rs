@@ -1,0 +1,90 @@
+//! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a stack borrowed from
+//! the parent's frame.
+//!
+//! # Safety
+//!
+//! The child shares the parent's memory and runs [`child::child_main`] under its contract (see
+//! `spawn::child`). The parent thread is suspended by `CLONE_VFORK` until the child execs or
+//! exits, so the child may use a stack array that lives in this function's frame, and may read
+//! the plan the parent built. Every signal is blocked in the parent around the clone, so no
+//! handler of the parent can run in the child before the child has reset them.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::child::{self, ChildPlan};
+use super::prepare::{self, FdPlan, Prepared};
+use super::{child_plan, finish, Started};
+use crate::command::Command;
+use crate::error::{SpawnError, Step};
+use crate::sys;
+use crate::sys::signal::SignalBlockGuard;
+
+/// The child's stack. It only runs `child_main`, a few frames of plain system calls.
+const STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([MaybeUninit<u8>; STACK_SIZE]);
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildPlan` the parent passed to clone; it outlives the child's use
+    // of it because the parent is suspended until exec or exit. child_main never returns.
+    unsafe { child::child_main(&*(arg as *const ChildPlan<'_>), &mut []) }
+}
+
+pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+    let (err_read, err_write) =
+        sys::fd::pipe_cloexec().map_err(|e| SpawnError::new(Step::Pipe, e))?;
+    let err_write = prepare::above_std_streams(err_write)?;
+
+    let guard = SignalBlockGuard::block_all();
+    // The child starts with everything blocked, so it always sets its mask: the one asked for,
+    // or the one this thread had before the guard ("inherit").
+    let mask = prep.mask.unwrap_or(*guard.old_mask());
+    let plan = child_plan(cmd, prep, fds, &err_write, Some(&mask), true);
+    let mut stack = Stack([MaybeUninit::uninit(); STACK_SIZE]);
+    // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from here.
+    let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
+    let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
+
+    let base = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let mut pidfd: libc::c_int = -1;
+    let use_pidfd = !sys::pidfd::known_unsupported();
+    // SAFETY: child_entry follows the child contract; the stack and plan outlive the child's
+    // use of them (CLONE_VFORK); `pidfd` is a valid int for CLONE_PIDFD to fill.
+    let mut pid = unsafe {
+        if use_pidfd {
+            libc::clone(
+                child_entry,
+                stack_top,
+                base | libc::CLONE_PIDFD,
+                arg,
+                &mut pidfd as *mut libc::c_int,
+            )
+        } else {
+            libc::clone(child_entry, stack_top, base, arg)
+        }
+    };
+    let mut err = (pid == -1).then(std::io::Error::last_os_error);
+    if use_pidfd
+        && err
+            .as_ref()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+    {
+        // A kernel older than 5.2 has no CLONE_PIDFD.
+        sys::pidfd::mark_unsupported();
+        pidfd = -1;
+        // SAFETY: as above, without CLONE_PIDFD.
+        pid = unsafe { libc::clone(child_entry, stack_top, base, arg) };
+        err = (pid == -1).then(std::io::Error::last_os_error);
+    }
+    drop(guard);
+    drop(err_write);
+    if let Some(e) = err {
+        return Err(SpawnError::new(Step::Spawn, e));
+    }
+    // SAFETY: on success with CLONE_PIDFD the kernel stored a fresh descriptor that we own.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    finish(prep, err_read, pid, pidfd)
+}

@@ -1,0 +1,124 @@
+//! The `posix_spawn` path, built on the public [`crate::posix_spawn`] layer.
+//!
+//! `posix_spawn` reports a failing file action and a failing exec the same way (an errno), so
+//! the step is recovered afterwards: a working directory that cannot be entered makes it a
+//! chdir failure, otherwise it is an exec failure of that candidate, and the next candidate is
+//! tried as `execve` over the list would.
+
+use std::ffi::CStr;
+use std::os::unix::ffi::OsStrExt;
+
+use super::prepare::{FdPlan, Prepared};
+use super::{step_error, Started};
+use crate::command::Command;
+use crate::error::{SpawnError, Step};
+use crate::posix_spawn::{self, FileActions, SpawnAttr};
+use crate::sys;
+use crate::sys::signal::SigSet;
+
+pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+    let setup = |e| SpawnError::new(Step::Spawn, e);
+    let mut actions = FileActions::new().map_err(setup)?;
+    let mut attr = SpawnAttr::new().map_err(setup)?;
+    for &fd in &prep.pass_fds {
+        // dup2(fd, fd) clears close-on-exec.
+        actions.dup2(fd, fd).map_err(setup)?;
+    }
+    for (target, src) in fds.sources.iter().enumerate() {
+        if let Some(src) = *src {
+            actions.dup2(src, target as i32).map_err(setup)?;
+        }
+    }
+    if let Some(cwd) = &prep.cwd {
+        actions.chdir(cwd).map_err(setup)?;
+    }
+    if cmd.close_fds {
+        actions.closefrom(3).map_err(setup)?;
+    }
+    if cmd.new_session {
+        attr.setsid().map_err(setup)?;
+    }
+    if let Some(pgid) = cmd.process_group {
+        attr.setpgroup(pgid).map_err(setup)?;
+    }
+    if cmd.restore_signals {
+        let defaults = SigSet::from_signals([libc::SIGPIPE, libc::SIGXFSZ]).map_err(setup)?;
+        attr.setsigdef(&defaults).map_err(setup)?;
+    }
+    if let Some(mask) = &prep.mask {
+        attr.setsigmask(mask).map_err(setup)?;
+    }
+
+    let envp = prep
+        .envp
+        .as_ref()
+        .map_or_else(posix_spawn::environ, |e| e.as_ptr());
+    let mut saved = 0;
+    let mut last = libc::ENOENT;
+    for path in &prep.candidates {
+        if surely_missing(path, prep.cwd.is_some()) {
+            continue;
+        }
+        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` (or the C
+        // library, for environ) keeps alive during the call.
+        #[allow(unsafe_code)]
+        let result = unsafe {
+            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, &actions, &attr, false)
+        };
+        let errno = match result {
+            Ok(pid) => {
+                let pidfd = sys::pidfd::pidfd_open(pid).ok().flatten();
+                return Ok(Started { pid, pidfd });
+            }
+            Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
+        };
+        if let Some(step) = setup_step_at_fault(cmd, prep, errno) {
+            return Err(step_error(prep, step, errno));
+        }
+        last = errno;
+        if saved == 0 && errno != libc::ENOENT && errno != libc::ENOTDIR {
+            saved = errno;
+        }
+    }
+    Err(step_error(
+        prep,
+        Step::Exec,
+        if saved != 0 { saved } else { last },
+    ))
+}
+
+/// Whether `path` certainly does not exist, so trying it would only cost a process. A relative
+/// path with a working directory set is resolved by the child, so it is always tried.
+fn surely_missing(path: &CStr, relative_to_child_cwd: bool) -> bool {
+    if relative_to_child_cwd && !path.to_bytes().starts_with(b"/") {
+        return false;
+    }
+    match std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path.to_bytes())) {
+        Ok(_) => false,
+        Err(e) => matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)),
+    }
+}
+
+/// Which setup step, rather than the exec, caused `errno`, judged from the parent.
+fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Step> {
+    if let Some(cwd) = prep.cwd_path() {
+        let enterable = std::fs::metadata(cwd).map(|m| m.is_dir()).unwrap_or(false) && {
+            #[allow(unsafe_code)]
+            // SAFETY: access only reads the NUL-terminated path.
+            let ok = unsafe {
+                libc::access(
+                    prep.cwd.as_ref().map_or(c".".as_ptr(), |c| c.as_ptr()),
+                    libc::X_OK,
+                )
+            };
+            ok == 0
+        };
+        if !enterable {
+            return Some(Step::Chdir);
+        }
+    }
+    if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0) {
+        return Some(Step::Setpgid);
+    }
+    None
+}

@@ -1,0 +1,204 @@
+//! The choice of spawn path: one visible predicate per path, one reason per rule.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::command::Command;
+use crate::posix_spawn::Extension;
+
+/// How a child is started, fastest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpawnPath {
+    /// The C library's `posix_spawn` (vfork-based in glibc ≥ 2.24, musl).
+    PosixSpawn,
+    /// Our own vfork-style child: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on Linux.
+    CloneVfork,
+    /// `fork`: the only path that can run a user's pre-exec hook. Its cost grows with the
+    /// parent's memory.
+    Fork,
+}
+
+impl SpawnPath {
+    /// Every path, fastest first.
+    pub const ALL: [SpawnPath; 3] = [
+        SpawnPath::PosixSpawn,
+        SpawnPath::CloneVfork,
+        SpawnPath::Fork,
+    ];
+
+    /// A short name: `posix_spawn`, `vfork`, `fork`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpawnPath::PosixSpawn => "posix_spawn",
+            SpawnPath::CloneVfork => "vfork",
+            SpawnPath::Fork => "fork",
+        }
+    }
+}
+
+impl fmt::Display for SpawnPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The path a spawn takes, and why each faster one was not taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathChoice {
+    path: SpawnPath,
+    forced: bool,
+    refusals: Vec<(SpawnPath, &'static str)>,
+    /// A forced path that cannot honour the options: why.
+    impossible: Option<&'static str>,
+}
+
+impl PathChoice {
+    /// The path taken.
+    pub fn path(&self) -> SpawnPath {
+        self.path
+    }
+
+    /// Whether the path was forced ([`Command::spawn_path`] or [`set_default_spawn_path`]).
+    pub fn is_forced(&self) -> bool {
+        self.forced
+    }
+
+    /// The faster paths that were not taken, each with the reason.
+    pub fn refusals(&self) -> &[(SpawnPath, &'static str)] {
+        &self.refusals
+    }
+
+    /// For a forced path that cannot honour every option: the reason.
+    pub fn impossible(&self) -> Option<&'static str> {
+        self.impossible
+    }
+}
+
+impl fmt::Display for PathChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path)?;
+        if self.forced {
+            write!(f, " (forced)")?;
+        } else if !self.refusals.is_empty() {
+            let reasons: Vec<String> = self
+                .refusals
+                .iter()
+                .map(|(p, why)| format!("{p}: not used because {why}"))
+                .collect();
+            write!(f, " ({})", reasons.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+static DEFAULT_PATH: AtomicU8 = AtomicU8::new(0);
+
+/// Prefers one spawn path for every command of this process that does not force its own, when
+/// that path can honour the command's options (else the automatic choice applies). `None`
+/// restores the automatic choice. Meant for tests and benchmarks.
+pub fn set_default_spawn_path(path: Option<SpawnPath>) {
+    let v = match path {
+        None => 0,
+        Some(SpawnPath::PosixSpawn) => 1,
+        Some(SpawnPath::CloneVfork) => 2,
+        Some(SpawnPath::Fork) => 3,
+    };
+    DEFAULT_PATH.store(v, Ordering::Relaxed);
+}
+
+fn default_path() -> Option<SpawnPath> {
+    match DEFAULT_PATH.load(Ordering::Relaxed) {
+        1 => Some(SpawnPath::PosixSpawn),
+        2 => Some(SpawnPath::CloneVfork),
+        3 => Some(SpawnPath::Fork),
+        _ => None,
+    }
+}
+
+/// Why `posix_spawn` cannot express this command, if it cannot.
+fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
+    if !cmd.hooks.is_empty() {
+        return Some("a pre-exec hook is set");
+    }
+    if cmd.uid.is_some() || cmd.gid.is_some() || cmd.extra_groups.is_some() {
+        return Some("a user or group is set");
+    }
+    if cmd.umask.is_some() {
+        return Some("a umask is set");
+    }
+    if !cmd.rlimits.is_empty() {
+        return Some("resource limits are set");
+    }
+    if cmd.parent_death_signal.is_some() {
+        return Some("a parent-death signal is set");
+    }
+    if cmd.close_fds && !cmd.pass_fds.is_empty() {
+        return Some("descriptors are passed while close_fds is on");
+    }
+    if !Extension::ReportsExecErrors.is_available() {
+        return Some("the C library's posix_spawn does not report exec errors");
+    }
+    if cmd.close_fds && !Extension::AddClosefrom.is_available() {
+        return Some("the C library has no posix_spawn_file_actions_addclosefrom_np");
+    }
+    if cmd.cwd.is_some() && !Extension::AddChdir.is_available() {
+        return Some("the C library has no posix_spawn_file_actions_addchdir_np");
+    }
+    if cmd.new_session && !Extension::SetSid.is_available() {
+        return Some("the C library has no POSIX_SPAWN_SETSID");
+    }
+    None
+}
+
+/// Why the vfork-style child cannot run this command, if it cannot.
+fn vfork_refusal(cmd: &Command) -> Option<&'static str> {
+    if !cmd.hooks.is_empty() {
+        return Some("a pre-exec hook is set");
+    }
+    if !cfg!(target_os = "linux") {
+        return Some("clone(CLONE_VM | CLONE_VFORK) is Linux-only");
+    }
+    None
+}
+
+fn refusal(path: SpawnPath, cmd: &Command) -> Option<&'static str> {
+    match path {
+        SpawnPath::PosixSpawn => posix_spawn_refusal(cmd),
+        SpawnPath::CloneVfork => vfork_refusal(cmd),
+        SpawnPath::Fork => None,
+    }
+}
+
+pub(crate) fn choose(cmd: &Command) -> PathChoice {
+    if let Some(path) = cmd.spawn_path {
+        return PathChoice {
+            path,
+            forced: true,
+            refusals: Vec::new(),
+            impossible: refusal(path, cmd),
+        };
+    }
+    if let Some(path) = default_path().filter(|&p| refusal(p, cmd).is_none()) {
+        return PathChoice {
+            path,
+            forced: true,
+            refusals: Vec::new(),
+            impossible: None,
+        };
+    }
+    let mut refusals = Vec::new();
+    for path in SpawnPath::ALL {
+        match refusal(path, cmd) {
+            None => {
+                return PathChoice {
+                    path,
+                    forced: false,
+                    refusals,
+                    impossible: None,
+                }
+            }
+            Some(why) => refusals.push((path, why)),
+        }
+    }
+    unreachable!("fork is always possible")
+}
