@@ -1,0 +1,113 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use popen::{Command, ExitStatus, Popen, SpawnPath, Stdio};
+use std::io::Read;
+use std::os::fd::RawFd;
+
+/// Runs `cmd` with stdout piped and returns (stdout, status).
+pub fn output(cmd: &mut Command) -> (String, ExitStatus) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let out = read_all(&mut child);
+    (out, child.wait().expect("wait"))
+}
+
+pub fn read_all(child: &mut Popen) -> String {
+    let mut s = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout piped")
+        .read_to_string(&mut s)
+        .expect("read stdout");
+    s
+}
+
+/// Runs `f` once per spawn path with a fresh command from `make`, forcing the path.
+pub fn on_each_path(mut make: impl FnMut() -> Command, mut f: impl FnMut(SpawnPath, &mut Command)) {
+    for path in SpawnPath::ALL {
+        let mut cmd = make();
+        cmd.spawn_path(path);
+        f(path, &mut cmd);
+    }
+}
+
+/// The descriptors open in this process.
+pub fn open_fds() -> Vec<RawFd> {
+    let mut fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// Children of this process that are zombies.
+pub fn zombie_children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields.len() > 1 && fields[0] == "Z" && fields[1].parse::<i32>().ok() == Some(me) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
+
+/// (pid, pgrp, session) of a process, from /proc/PID/stat.
+pub fn ids_of(stat: &str) -> (i32, i32, i32) {
+    let pid = stat.split(' ').next().unwrap().parse().unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (pid, f[2].parse().unwrap(), f[3].parse().unwrap())
+}
+
+/// A field ("SigBlk", "SigIgn", …) of /proc/self/status as printed by the child `grep`.
+pub fn status_mask(cmd_out: &str, field: &str) -> u64 {
+    let line = cmd_out
+        .lines()
+        .find(|l| l.starts_with(field))
+        .expect("field present");
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+/// Whether this process is the fresh copy of the test binary that [`run_scenario`] started for
+/// the test `name`.
+pub fn in_scenario(name: &str) -> bool {
+    std::env::var("POPEN_TEST_SCENARIO").as_deref() == Ok(name)
+}
+
+/// Runs the test `name` of this test binary again, alone, in a fresh single-threaded process
+/// where [`in_scenario`] is true, so that it may change process-wide state (close fds 0–2,
+/// change its uid, count every descriptor and zombie). `configure` may adjust the command.
+pub fn run_scenario(name: &str, configure: impl FnOnce(&mut Command)) -> ExitStatus {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("POPEN_TEST_SCENARIO", name);
+    configure(&mut cmd);
+    cmd.spawn()
+        .expect("start scenario")
+        .wait()
+        .expect("wait scenario")
+}
+
+/// Ends a scenario process successfully without returning to the test harness (whose own
+/// output may go to descriptors the scenario rearranged).
+pub fn scenario_passed() -> ! {
+    std::process::exit(0)
+}
