@@ -41,4 +41,4 @@ impl Resource {
 }
 
 /// No limit (`RLIM_INFINITY`).
-pub const INFINITY: u64 = libc::RLIM_INFINITY as u64;
+pub const INFINITY: u64 = libc::RLIM_INFINITY;

@@ -292,7 +292,8 @@ fn credential_failures_name_their_step() {
     const NAME: &str = "credential_failures_name_their_step";
     if in_scenario(NAME) {
         // This copy runs as an unprivileged user: it may not become root again.
-        let cases: [(Step, fn(&mut Command)); 3] = [
+        type SetCredential = fn(&mut Command);
+        let cases: [(Step, SetCredential); 3] = [
             (Step::Setgroups, |c| {
                 c.extra_groups([0]);
             }),
