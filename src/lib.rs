@@ -56,3 +56,8 @@ pub use spawn::{set_default_spawn_path, PathChoice, SpawnPath};
 pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
