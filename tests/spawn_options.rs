@@ -555,6 +555,12 @@ fn parent_death_signal_fires_when_the_spawning_thread_exits() {
 
 #[test]
 fn audit_event_sees_the_spawn() {
+    // Runs alone in a fresh process: it counts descriptors, and its hook is process-wide.
+    const NAME: &str = "audit_event_sees_the_spawn";
+    if !common::in_scenario(NAME) {
+        assert!(common::run_scenario(NAME, |_| {}).success());
+        return;
+    }
     // Hooks are process-wide: this one only looks at its own marker program.
     use std::sync::atomic::{AtomicUsize, Ordering};
     static SEEN: AtomicUsize = AtomicUsize::new(0);
@@ -600,6 +606,7 @@ fn audit_event_sees_the_spawn() {
     assert_eq!(err.step(), popen::Step::Audit);
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
     assert_eq!(common::open_fds(), before);
+    common::scenario_passed();
 }
 
 fn tempdir() -> std::path::PathBuf {
