@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""CPython's subprocess, measured with the same loops as the Rust worker of popen-bench.
+
+Started by the benchmark as `python3 cpython_worker.py --rss-mib N`. It allocates and touches
+N MiB (so the process that spawns has that resident size), prints one JSON line
+`{"ready": ...}`, then answers one JSON request per line on stdin with one JSON reply per line
+on stdout, until `{"op": "quit"}` or end of input. The replies carry the raw numbers; the
+benchmark computes every statistic.
+"""
+
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+MIB = 1 << 20
+
+
+def monotonic_ns():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def rusage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ns = int((r.ru_utime + r.ru_stime) * 1e9)
+    return cpu_ns, r.ru_nvcsw + r.ru_nivcsw
+
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def spawn_once(full):
+    if full:
+        # close_fds is on by default; the new session also makes a new process group.
+        p = subprocess.run(["/bin/true"], cwd="/tmp", start_new_session=True)
+    else:
+        p = subprocess.run(["/bin/true"])
+    if p.returncode != 0:
+        raise RuntimeError("/bin/true exited with %d" % p.returncode)
+
+
+def spawn_batch(req):
+    full = req["opts"] == "full"
+    secs = req["secs"]
+    min_iters = req["min_iters"]
+    threads = req["threads"]
+    counts = [0] * threads
+    errors = []
+
+    def loop(i, deadline):
+        try:
+            n = 0
+            while n < min_iters or monotonic_ns() < deadline:
+                spawn_once(full)
+                n += 1
+            counts[i] = n
+        except Exception as e:  # reported to the benchmark, which fails the variant
+            errors.append(repr(e))
+
+    start = monotonic_ns()
+    deadline = start + int(secs * 1e9)
+    if threads == 1:
+        loop(0, deadline)
+    else:
+        ts = [threading.Thread(target=loop, args=(i, deadline)) for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    elapsed = (monotonic_ns() - start) / 1e9
+    if errors:
+        raise RuntimeError(errors[0])
+    return {"count": sum(counts), "secs": elapsed, "path": "vfork (_posixsubprocess)"}
+
+
+def capture(req):
+    start = monotonic_ns()
+    p = subprocess.run(["/bin/cat", req["file"]], stdout=subprocess.PIPE)
+    elapsed = (monotonic_ns() - start) / 1e9
+    if p.returncode != 0 or len(p.stdout) != req["bytes"]:
+        raise RuntimeError("cat returned %d with %d bytes" % (p.returncode, len(p.stdout)))
+    return {"bytes": len(p.stdout), "secs": elapsed}
+
+
+_duplex_data = {}
+
+
+def duplex(req):
+    n = req["bytes"]
+    data = _duplex_data.get(n)
+    if data is None:
+        data = random.Random(1).randbytes(n)
+        _duplex_data.clear()
+        _duplex_data[n] = data
+    start = monotonic_ns()
+    p = subprocess.run(["/bin/cat"], input=data, stdout=subprocess.PIPE)
+    elapsed = (monotonic_ns() - start) / 1e9
+    if p.returncode != 0 or len(p.stdout) != n:
+        raise RuntimeError("cat returned %d with %d bytes" % (p.returncode, len(p.stdout)))
+    return {"bytes": n, "secs": elapsed}
+
+
+def wait_reaction(req):
+    stamp = req["stamp"]
+    try:
+        os.unlink(stamp)
+    except FileNotFoundError:
+        pass
+    p = subprocess.Popen([req["fixture"], str(req["sleep_ms"]), stamp])
+    cpu0, sw0 = rusage()
+    p.wait(timeout=10)
+    t1 = monotonic_ns()
+    cpu1, sw1 = rusage()
+    if p.returncode != 0:
+        raise RuntimeError("fixture exited with %d" % p.returncode)
+    with open(stamp) as f:
+        t0 = int(f.read())
+    return {"latency_ns": t1 - t0, "cpu_ns": cpu1 - cpu0, "wakeups": sw1 - sw0}
+
+
+def many(req):
+    n = req["n"]
+    start = monotonic_ns()
+    procs = [subprocess.Popen(["/bin/sleep", req["sleep"]]) for _ in range(n)]
+    spawned = monotonic_ns()
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError("sleep exited with %d" % p.returncode)
+    end = monotonic_ns()
+    return {"spawn_secs": (spawned - start) / 1e9, "secs": (end - start) / 1e9}
+
+
+OPS = {
+    "spawn": spawn_batch,
+    "capture": capture,
+    "duplex": duplex,
+    "wait": wait_reaction,
+    "many": many,
+}
+
+
+def main():
+    rss_mib = 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--rss-mib":
+        rss_mib = int(sys.argv[2])
+    # The protocol keeps private copies of stdin/stdout (not inherited by children); the
+    # children get /dev/null instead.
+    proto_in = os.fdopen(os.dup(0), "r")
+    proto_out = os.fdopen(os.dup(1), "w")
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    ballast = bytearray(b"\x01") * (rss_mib * MIB) if rss_mib else b""
+    ready = {
+        "ready": True,
+        "rss_kib": rss_kib(),
+        "version": "CPython " + sys.version.split()[0],
+        "ballast": len(ballast),
+    }
+    proto_out.write(json.dumps(ready) + "\n")
+    proto_out.flush()
+    for line in proto_in:
+        req = json.loads(line)
+        if req["op"] == "quit":
+            break
+        try:
+            reply = OPS[req["op"]](req)
+        except Exception as e:
+            reply = {"error": "%s: %r" % (type(e).__name__, e)}
+        proto_out.write(json.dumps(reply) + "\n")
+        proto_out.flush()
+
+
+if __name__ == "__main__":
+    main()
