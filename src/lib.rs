@@ -36,26 +36,40 @@
 
 mod audit;
 mod command;
+mod communicate;
 mod error;
+mod lines;
+mod outcome;
 mod popen;
 pub mod posix_spawn;
 mod reaper;
 pub mod rlimit;
+mod run;
 mod spawn;
 mod status;
 mod stdio;
 mod sys;
+mod text;
 
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::{Command, SignalMask};
+pub use communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
 pub use error::{SpawnError, Step};
+pub use lines::Lines;
+pub use outcome::{
+    CalledProcessError, CommunicateError, LimitExceeded, Output, RunError, TimeoutExpired,
+};
 pub use popen::Popen;
 pub use reaper::pending_orphans;
 pub use rlimit::Resource;
+pub use run::{
+    call, check_call, check_output, getoutput, getstatusoutput, run, CompletedProcess, RunOptions,
+};
 pub use spawn::{set_default_spawn_path, PathChoice, SpawnPath};
 pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;
+pub use text::{translate_newlines, DecodeError, Stream, Text};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -56,6 +56,7 @@ pub struct Popen {
     /// The parent's end of the child's stderr, if it was piped.
     pub stderr: Option<ChildStderr>,
     pub(crate) args: Vec<OsString>,
+    pub(crate) comm: Option<Box<crate::communicate::CommState>>,
 }
 
 impl Popen {
@@ -78,6 +79,7 @@ impl Popen {
             stdout,
             stderr,
             args: Vec::new(),
+            comm: None,
         }
     }
 

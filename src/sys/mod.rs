@@ -10,6 +10,7 @@
 
 pub(crate) mod fd;
 pub(crate) mod pidfd;
+pub(crate) mod poll;
 pub(crate) mod signal;
 pub(crate) mod wait;
 

@@ -1,0 +1,162 @@
+//! What the communicate loop needs from the kernel: `poll(2)` with a deadline, reads into a
+//! vector's spare capacity, pipe sizes, and a guard that keeps SIGPIPE from killing the process
+//! while it writes to a pipe whose reader may be gone.
+//!
+//! # Safety
+//!
+//! Each wrapper takes safe types (`BorrowedFd`, slices, `Vec`) and hands the kernel only
+//! pointers into memory it owns for the duration of the call. `EINTR` is retried everywhere.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Instant;
+
+use super::{cvt, cvt_r};
+
+/// Milliseconds from now until `deadline`, rounded up so that a wake-up never comes before the
+/// deadline (which would spin); `-1` for no deadline.
+fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// `poll(2)` until at least one descriptor is ready or `deadline` passes (`None`: no deadline).
+/// Returns the number of ready descriptors, `0` once the deadline has passed. A signal that
+/// interrupts the sleep resumes it with the time that is left.
+pub(crate) fn poll(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<usize> {
+    loop {
+        let ms = timeout_ms(deadline);
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+        match cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(0);
+                }
+            }
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `read(2)` of at most `max` bytes appended to `buf`, into its spare capacity (reserving
+/// `max` first), so no byte is zeroed or copied twice. Retries `EINTR`; returns `0` at end of
+/// file.
+pub(crate) fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    let ptr = spare.as_mut_ptr();
+    // SAFETY: `ptr` points to `want` writable bytes of spare capacity that `buf` owns; the
+    // kernel writes at most `want` bytes there.
+    let n = cvt_r(|| unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), want) })? as usize;
+    // SAFETY: the kernel initialised the first `n <= want` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// `fcntl(F_GETPIPE_SZ)`: the pipe's buffer size.
+#[cfg(target_os = "linux")]
+pub(crate) fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: F_GETPIPE_SZ on a live descriptor touches no memory of ours.
+    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) })?;
+    Ok(n as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pipe_size(_fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Keeps a write to a pipe whose reader has gone from killing the process with SIGPIPE, for
+/// as long as it lives, in the calling thread.
+///
+/// When SIGPIPE is ignored (the default in Rust programs and in CPython) it does nothing. Else
+/// it blocks SIGPIPE in the thread; a write then fails with `EPIPE` and leaves a SIGPIPE
+/// pending, which [`consume`](Self::consume) takes back, unless one was already pending
+/// before. The old mask is restored on drop.
+pub(crate) struct SigpipeGuard {
+    restore: Option<libc::sigset_t>,
+    was_pending: bool,
+}
+
+fn sigpipe_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigaddset with a valid signal cannot fail.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
+        set.assume_init()
+    }
+}
+
+fn sigpipe_pending() -> bool {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the set it is given; sigismember reads an initialised set.
+    unsafe {
+        libc::sigpending(set.as_mut_ptr());
+        libc::sigismember(set.as_ptr(), libc::SIGPIPE) == 1
+    }
+}
+
+impl SigpipeGuard {
+    pub(crate) fn new() -> SigpipeGuard {
+        let mut old_action = MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: with a null new action, sigaction only writes the current one.
+        let ret =
+            unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old_action.as_mut_ptr()) };
+        // SAFETY: sigaction succeeded and filled the struct.
+        if ret == 0 && unsafe { old_action.assume_init_ref() }.sa_sigaction == libc::SIG_IGN {
+            return SigpipeGuard {
+                restore: None,
+                was_pending: false,
+            };
+        }
+        let block = sigpipe_set();
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: both sets are valid; SIG_BLOCK with a valid set cannot fail.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, old.as_mut_ptr()) };
+        // SAFETY: pthread_sigmask filled the old mask.
+        let old = unsafe { old.assume_init() };
+        SigpipeGuard {
+            restore: Some(old),
+            was_pending: sigpipe_pending(),
+        }
+    }
+
+    /// After a write failed with `EPIPE`: takes back the SIGPIPE that write left pending, so it
+    /// is not delivered when the mask is restored.
+    pub(crate) fn consume(&self) {
+        if self.restore.is_none() || self.was_pending {
+            return;
+        }
+        let set = sigpipe_set();
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `set` and `zero` are valid for the call; a null siginfo is allowed. The
+        // signal is blocked, so this only dequeues a pending one (or times out at once).
+        while unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) } == -1
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+    }
+}
+
+impl Drop for SigpipeGuard {
+    fn drop(&mut self) {
+        if let Some(old) = &self.restore {
+            // SAFETY: restores a mask previously returned by the kernel.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        }
+    }
+}
