@@ -1,519 +1,324 @@
-//! A safe layer over `posix_spawn(3)`: file actions and attributes as owned Rust values, the
-//! glibc extensions looked up at run time, and errors that say which step failed.
+//! `posix_spawn(3)` and `posix_spawnp(3)` as a safe API: file actions and attributes as owned
+//! Rust values, the glibc extensions looked up at run time (and refused, never skipped, where
+//! missing), and the child returned as the same [`Popen`] handle that
+//! [`Command::spawn`](crate::Command::spawn) returns.
 //!
-//! The engine's own `posix_spawn` path is built on these types.
+//! [`spawn`] and [`spawnp`] are what CPython's `os.posix_spawn` and `os.posix_spawnp` call;
+//! the engine's own `posix_spawn` path is built on the same [`FileActions`], [`SpawnAttr`] and
+//! call.
 //!
-//! # Safety
+//! | C | here |
+//! | --- | --- |
+//! | `posix_spawn_file_actions_addopen`, `addclose`, `adddup2` | [`FileActions::open`], [`close`](FileActions::close), [`dup2`](FileActions::dup2) |
+//! | `posix_spawn_file_actions_addchdir_np`, `addfchdir_np`, `addclosefrom_np` | [`FileActions::chdir`], [`fchdir`](FileActions::fchdir), [`closefrom`](FileActions::closefrom) |
+//! | `POSIX_SPAWN_SETPGROUP`, `RESETIDS`, `SETSID` | [`SpawnAttr::setpgroup`], [`resetids`](SpawnAttr::resetids), [`setsid`](SpawnAttr::setsid) |
+//! | `POSIX_SPAWN_SETSIGMASK`, `SETSIGDEF` | [`SpawnAttr::setsigmask`], [`setsigdef`](SpawnAttr::setsigdef) |
+//! | `POSIX_SPAWN_SETSCHEDULER`, `SETSCHEDPARAM` | [`SpawnAttr::scheduler`], [`schedparam`](SpawnAttr::schedparam) |
 //!
-//! This module uses `unsafe` to call the C library. Each wrapper owns its C object (initialised
-//! in `new`, destroyed in `Drop`) and every C string it hands to the C library, so the pointers
-//! stay valid until the spawn.
-#![allow(unsafe_code)]
+//! # Examples
+//!
+//! ```
+//! use popen::posix_spawn::{self, FileActions, SpawnAttr};
+//! use popen::SigSet;
+//!
+//! let mut actions = FileActions::new()?;
+//! actions.open(0, c"/dev/null", libc::O_RDONLY, 0)?;
+//! let mut attr = SpawnAttr::new()?;
+//! attr.setpgroup(0)?;
+//! attr.setsigmask(&SigSet::empty())?;
+//! let child = posix_spawn::spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
+//! assert_eq!(child.wait()?.code(), Some(3));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use std::ffi::{CStr, CString};
-use std::fmt;
-use std::io;
-use std::mem::MaybeUninit;
+mod attr;
+mod ext;
+mod file_actions;
+mod raw;
+
+use std::ffi::{CString, OsStr};
+use std::io::{self, Read};
 use std::os::fd::RawFd;
-use std::sync::OnceLock;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use crate::sys::signal::SigSet;
+pub use attr::SpawnAttr;
+pub use ext::Extension;
+pub use file_actions::{FileAction, FileActions};
+pub(crate) use raw::{environ, spawn_raw};
 
-/// An extension of the C library's `posix_spawn` that may be missing at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Extension {
-    /// `posix_spawn_file_actions_addchdir_np` (glibc ≥ 2.29).
-    AddChdir,
-    /// `posix_spawn_file_actions_addfchdir_np` (glibc ≥ 2.29).
-    AddFchdir,
-    /// `posix_spawn_file_actions_addclosefrom_np` (glibc ≥ 2.34).
-    AddClosefrom,
-    /// `POSIX_SPAWN_SETSID` (glibc ≥ 2.26).
-    SetSid,
-    /// `posix_spawn` reports exec failures to the caller, and `adddup2(fd, fd)` clears
-    /// close-on-exec (glibc ≥ 2.29; musl).
-    ReportsExecErrors,
-}
+use crate::error::{SpawnError, Step};
+use crate::popen::Popen;
+use crate::reaper;
+use crate::spawn::prepare::CStringArray;
+use crate::spawn::{SpawnPath, Started};
+use crate::sys;
 
-impl Extension {
-    /// The C name of the extension.
-    pub fn name(self) -> &'static str {
-        match self {
-            Extension::AddChdir => "posix_spawn_file_actions_addchdir_np",
-            Extension::AddFchdir => "posix_spawn_file_actions_addfchdir_np",
-            Extension::AddClosefrom => "posix_spawn_file_actions_addclosefrom_np",
-            Extension::SetSid => "POSIX_SPAWN_SETSID",
-            Extension::ReportsExecErrors => "exec error reporting",
-        }
-    }
-
-    /// Whether the running C library has it.
-    pub fn is_available(self) -> bool {
-        let f = functions();
-        match self {
-            Extension::AddChdir => f.addchdir.is_some(),
-            Extension::AddFchdir => f.addfchdir.is_some(),
-            Extension::AddClosefrom => f.addclosefrom.is_some(),
-            Extension::SetSid => f.libc_at_least(2, 26),
-            Extension::ReportsExecErrors => f.libc_at_least(2, 29),
-        }
-    }
-
-    fn unsupported(self) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{} is not supported here by the C library", self.name()),
-        )
-    }
-}
-
-type AddChdirFn =
-    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const libc::c_char) -> libc::c_int;
-type AddFdFn =
-    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, libc::c_int) -> libc::c_int;
-
-struct Functions {
-    addchdir: Option<AddChdirFn>,
-    addfchdir: Option<AddFdFn>,
-    addclosefrom: Option<AddFdFn>,
-    /// (major, minor) of glibc; musl and others report `None`.
-    glibc: Option<(u32, u32)>,
-}
-
-impl Functions {
-    fn libc_at_least(&self, major: u32, minor: u32) -> bool {
-        match self.glibc {
-            Some(v) => v >= (major, minor),
-            None => cfg!(target_env = "musl"),
-        }
-    }
-}
-
-fn functions() -> &'static Functions {
-    static F: OnceLock<Functions> = OnceLock::new();
-    F.get_or_init(|| {
-        fn sym(name: &CStr) -> *mut libc::c_void {
-            // SAFETY: dlsym with RTLD_DEFAULT only looks a name up.
-            unsafe { libc::dlsym(std::ptr::null_mut(), name.as_ptr()) }
-        }
-        let addchdir = sym(c"posix_spawn_file_actions_addchdir_np");
-        let addfchdir = sym(c"posix_spawn_file_actions_addfchdir_np");
-        let addclosefrom = sym(c"posix_spawn_file_actions_addclosefrom_np");
-        // SAFETY: each non-null symbol is the C function of that name, whose signature the
-        // C library documents and the types above spell out.
-        unsafe {
-            Functions {
-                addchdir: (!addchdir.is_null())
-                    .then(|| std::mem::transmute::<_, AddChdirFn>(addchdir)),
-                addfchdir: (!addfchdir.is_null())
-                    .then(|| std::mem::transmute::<_, AddFdFn>(addfchdir)),
-                addclosefrom: (!addclosefrom.is_null())
-                    .then(|| std::mem::transmute::<_, AddFdFn>(addclosefrom)),
-                glibc: glibc_version(),
-            }
-        }
-    })
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn glibc_version() -> Option<(u32, u32)> {
-    // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
-    let v = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }
-        .to_str()
-        .ok()?;
-    let mut parts = v.split('.');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn glibc_version() -> Option<(u32, u32)> {
-    None
-}
-
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(ret))
-    }
-}
-
-/// What one file action does, kept so a failure can be explained.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileAction {
-    /// `open(path, flags, mode)` onto `fd`.
-    Open {
-        /// Target descriptor.
-        fd: RawFd,
-        /// Path opened.
-        path: CString,
-        /// `open` flags.
-        flags: i32,
-        /// Mode for a created file.
-        mode: u32,
-    },
-    /// `close(fd)`.
-    Close(RawFd),
-    /// `dup2(from, to)`.
-    Dup2(RawFd, RawFd),
-    /// `chdir(path)`.
-    Chdir(CString),
-    /// `fchdir(fd)`.
-    Fchdir(RawFd),
-    /// Close every descriptor from `fd` up.
-    Closefrom(RawFd),
-}
-
-/// `posix_spawn_file_actions_t`: steps the child performs, in order, before exec.
+/// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
+/// entries (`None`: this process's environment at the time of the call), after `actions`
+/// and with `attr`. `path` is not searched for in `PATH`; a relative path is resolved from the
+/// child's working directory.
+///
+/// The child is returned as a [`Popen`] with a pidfd where the kernel has them; its standard
+/// streams are whatever `actions` made of this process's.
+///
+/// # Errors
+///
+/// - [`Step::Prepare`] (`InvalidInput`): `argv` is empty, or a string holds a NUL byte.
+/// - [`Step::Exec`], naming `path`: the program cannot be run (missing, not executable, not
+///   a regular file, or a format the kernel refuses). The errno is the exec's.
+/// - [`Step::Chdir`], naming the directory: a [`chdir`](FileActions::chdir) action's
+///   directory cannot be entered.
+/// - [`Step::Spawn`], naming `path`: another file action, an attribute, or the creation of the
+///   process failed, with that errno.
+///
+/// `posix_spawn` reports all of these as one errno, so the step is judged afterwards from the
+/// parent: the program and the directories are checked as the child would have seen them.
 ///
 /// # Examples
 ///
 /// ```
-/// use popen::posix_spawn::FileActions;
+/// use popen::posix_spawn::{self, FileActions, SpawnAttr};
+/// use popen::Step;
 ///
-/// let mut actions = FileActions::new()?;
-/// actions.open(1, c"/dev/null", libc::O_WRONLY, 0)?;
-/// actions.close(0)?;
-/// assert_eq!(actions.actions().len(), 2);
-/// # Ok::<(), std::io::Error>(())
+/// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
+/// let child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
+/// assert_eq!(child.wait()?.code(), Some(4));
+///
+/// let err = posix_spawn::spawn("/no/such/program", &["x"], None, &actions, &attr).unwrap_err();
+/// assert_eq!((err.step(), err.raw_os_error()), (Step::Exec, Some(libc::ENOENT)));
+/// assert_eq!(err.path(), Some("/no/such/program".as_ref()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct FileActions {
-    raw: Box<MaybeUninit<libc::posix_spawn_file_actions_t>>,
-    actions: Vec<FileAction>,
+pub fn spawn<S: AsRef<OsStr>>(
+    path: impl AsRef<OsStr>,
+    argv: &[S],
+    env: Option<&[S]>,
+    actions: &FileActions,
+    attr: &SpawnAttr,
+) -> Result<Popen, SpawnError> {
+    start(path.as_ref(), argv, env, actions, attr, false)
 }
 
-// SAFETY: the C object is only touched through &mut self or, at spawn, through &self while no
-// other mutation can happen; it holds no thread-affine state.
-unsafe impl Send for FileActions {}
-// SAFETY: as above; &self methods only read.
-unsafe impl Sync for FileActions {}
-
-impl FileActions {
-    /// An empty list of actions.
-    ///
-    /// # Errors
-    ///
-    /// `ENOMEM` from `posix_spawn_file_actions_init`.
-    pub fn new() -> io::Result<FileActions> {
-        let mut raw = Box::new(MaybeUninit::uninit());
-        // SAFETY: init initialises the object behind the pointer.
-        check(unsafe { libc::posix_spawn_file_actions_init(raw.as_mut_ptr()) })?;
-        Ok(FileActions {
-            raw,
-            actions: Vec::new(),
-        })
-    }
-
-    fn ptr(&mut self) -> *mut libc::posix_spawn_file_actions_t {
-        self.raw.as_mut_ptr()
-    }
-
-    pub(crate) fn as_ptr(&self) -> *const libc::posix_spawn_file_actions_t {
-        self.raw.as_ptr()
-    }
-
-    /// The actions added so far, in order.
-    pub fn actions(&self) -> &[FileAction] {
-        &self.actions
-    }
-
-    /// Opens `path` onto descriptor `fd` in the child.
-    ///
-    /// # Errors
-    ///
-    /// `EBADF` for a negative `fd`; `ENOMEM`.
-    pub fn open(&mut self, fd: RawFd, path: &CStr, flags: i32, mode: u32) -> io::Result<()> {
-        let path = path.to_owned();
-        // SAFETY: the object is initialised; glibc copies `path`.
-        check(unsafe {
-            libc::posix_spawn_file_actions_addopen(
-                self.ptr(),
-                fd,
-                path.as_ptr(),
-                flags,
-                mode as libc::mode_t,
-            )
-        })?;
-        self.actions.push(FileAction::Open {
-            fd,
-            path,
-            flags,
-            mode,
-        });
-        Ok(())
-    }
-
-    /// Closes `fd` in the child.
-    ///
-    /// # Errors
-    ///
-    /// `EBADF` for a negative `fd`; `ENOMEM`.
-    pub fn close(&mut self, fd: RawFd) -> io::Result<()> {
-        // SAFETY: the object is initialised.
-        check(unsafe { libc::posix_spawn_file_actions_addclose(self.ptr(), fd) })?;
-        self.actions.push(FileAction::Close(fd));
-        Ok(())
-    }
-
-    /// Duplicates `from` onto `to` in the child. With `from == to` it clears close-on-exec.
-    ///
-    /// # Errors
-    ///
-    /// `EBADF` for a negative descriptor; `ENOMEM`.
-    pub fn dup2(&mut self, from: RawFd, to: RawFd) -> io::Result<()> {
-        // SAFETY: the object is initialised.
-        check(unsafe { libc::posix_spawn_file_actions_adddup2(self.ptr(), from, to) })?;
-        self.actions.push(FileAction::Dup2(from, to));
-        Ok(())
-    }
-
-    /// Changes directory in the child.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` where the C library lacks `posix_spawn_file_actions_addchdir_np`; `ENOMEM`.
-    pub fn chdir(&mut self, path: &CStr) -> io::Result<()> {
-        let f = functions()
-            .addchdir
-            .ok_or_else(|| Extension::AddChdir.unsupported())?;
-        let path = path.to_owned();
-        // SAFETY: `f` is addchdir_np; the object is initialised; glibc copies `path`.
-        check(unsafe { f(self.ptr(), path.as_ptr()) })?;
-        self.actions.push(FileAction::Chdir(path));
-        Ok(())
-    }
-
-    /// Changes directory to the directory open on `fd` in the child.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` where the C library lacks `posix_spawn_file_actions_addfchdir_np`.
-    pub fn fchdir(&mut self, fd: RawFd) -> io::Result<()> {
-        let f = functions()
-            .addfchdir
-            .ok_or_else(|| Extension::AddFchdir.unsupported())?;
-        // SAFETY: `f` is addfchdir_np; the object is initialised.
-        check(unsafe { f(self.ptr(), fd) })?;
-        self.actions.push(FileAction::Fchdir(fd));
-        Ok(())
-    }
-
-    /// Closes every descriptor from `fd` up in the child.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` where the C library lacks `posix_spawn_file_actions_addclosefrom_np`.
-    pub fn closefrom(&mut self, fd: RawFd) -> io::Result<()> {
-        let f = functions()
-            .addclosefrom
-            .ok_or_else(|| Extension::AddClosefrom.unsupported())?;
-        // SAFETY: `f` is addclosefrom_np; the object is initialised.
-        check(unsafe { f(self.ptr(), fd) })?;
-        self.actions.push(FileAction::Closefrom(fd));
-        Ok(())
-    }
-}
-
-impl Drop for FileActions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawn_file_actions_destroy(self.raw.as_mut_ptr()) };
-    }
-}
-
-impl fmt::Debug for FileActions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(&self.actions).finish()
-    }
-}
-
-/// `posix_spawnattr_t`: process attributes of the child.
+/// Starts `file` with `posix_spawnp`: like [`spawn`], but a name without a slash is searched
+/// for in the directories of this process's `PATH` (`/bin:/usr/bin` where it is unset), not
+/// in the `PATH` of `env`.
+///
+/// # Errors
+///
+/// As [`spawn`]; [`Step::Exec`] when no directory of `PATH` has a runnable `file`.
 ///
 /// # Examples
 ///
 /// ```
-/// use popen::posix_spawn::SpawnAttr;
-/// use popen::SigSet;
+/// use popen::posix_spawn::{self, FileActions, SpawnAttr};
 ///
-/// let mut attr = SpawnAttr::new()?;
-/// attr.setpgroup(0)?;
-/// attr.setsigmask(&SigSet::empty())?;
-/// # Ok::<(), std::io::Error>(())
+/// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
+/// let child = posix_spawn::spawnp("true", &["true"], None, &actions, &attr)?;
+/// assert!(child.wait()?.success());
+///
+/// let err = posix_spawn::spawnp("surely-no-such-program", &["x"], None, &actions, &attr);
+/// assert_eq!(err.unwrap_err().step(), popen::Step::Exec);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct SpawnAttr {
-    raw: Box<MaybeUninit<libc::posix_spawnattr_t>>,
-    flags: libc::c_short,
+pub fn spawnp<S: AsRef<OsStr>>(
+    file: impl AsRef<OsStr>,
+    argv: &[S],
+    env: Option<&[S]>,
+    actions: &FileActions,
+    attr: &SpawnAttr,
+) -> Result<Popen, SpawnError> {
+    start(file.as_ref(), argv, env, actions, attr, true)
 }
 
-// SAFETY: see FileActions.
-unsafe impl Send for SpawnAttr {}
-// SAFETY: see FileActions.
-unsafe impl Sync for SpawnAttr {}
-
-impl SpawnAttr {
-    /// Attributes with no flag set.
-    ///
-    /// # Errors
-    ///
-    /// `ENOMEM` from `posix_spawnattr_init`.
-    pub fn new() -> io::Result<SpawnAttr> {
-        let mut raw = Box::new(MaybeUninit::uninit());
-        // SAFETY: init initialises the object behind the pointer.
-        check(unsafe { libc::posix_spawnattr_init(raw.as_mut_ptr()) })?;
-        Ok(SpawnAttr { raw, flags: 0 })
-    }
-
-    fn ptr(&mut self) -> *mut libc::posix_spawnattr_t {
-        self.raw.as_mut_ptr()
-    }
-
-    pub(crate) fn as_ptr(&self) -> *const libc::posix_spawnattr_t {
-        self.raw.as_ptr()
-    }
-
-    fn add_flag(&mut self, flag: libc::c_int) -> io::Result<()> {
-        self.flags |= flag as libc::c_short;
-        let flags = self.flags;
-        // SAFETY: the object is initialised.
-        check(unsafe { libc::posix_spawnattr_setflags(self.ptr(), flags) })
-    }
-
-    /// The `POSIX_SPAWN_*` flags set so far.
-    pub fn flags(&self) -> i16 {
-        self.flags
-    }
-
-    /// Puts the child in process group `pgid` (0: a new group led by the child).
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` from the C library.
-    pub fn setpgroup(&mut self, pgid: libc::pid_t) -> io::Result<()> {
-        // SAFETY: the object is initialised.
-        check(unsafe { libc::posix_spawnattr_setpgroup(self.ptr(), pgid) })?;
-        self.add_flag(libc::POSIX_SPAWN_SETPGROUP)
-    }
-
-    /// Resets the effective user and group ids to the real ones.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` from the C library.
-    pub fn resetids(&mut self) -> io::Result<()> {
-        self.add_flag(libc::POSIX_SPAWN_RESETIDS)
-    }
-
-    /// Starts the child in a new session.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` where the C library lacks `POSIX_SPAWN_SETSID`.
-    pub fn setsid(&mut self) -> io::Result<()> {
-        if !Extension::SetSid.is_available() {
-            return Err(Extension::SetSid.unsupported());
-        }
-        #[cfg(target_os = "linux")]
-        return self.add_flag(libc::POSIX_SPAWN_SETSID as libc::c_int);
-        #[cfg(not(target_os = "linux"))]
-        Err(Extension::SetSid.unsupported())
-    }
-
-    /// The child's signal mask.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` from the C library.
-    pub fn setsigmask(&mut self, mask: &SigSet) -> io::Result<()> {
-        // SAFETY: the object and the set are initialised.
-        check(unsafe { libc::posix_spawnattr_setsigmask(self.ptr(), mask.as_raw()) })?;
-        self.add_flag(libc::POSIX_SPAWN_SETSIGMASK)
-    }
-
-    /// Signals whose disposition is reset to the default in the child.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` from the C library.
-    pub fn setsigdef(&mut self, signals: &SigSet) -> io::Result<()> {
-        // SAFETY: the object and the set are initialised.
-        check(unsafe { libc::posix_spawnattr_setsigdefault(self.ptr(), signals.as_raw()) })?;
-        self.add_flag(libc::POSIX_SPAWN_SETSIGDEF)
-    }
-
-    /// The child's scheduling policy (`SCHED_*`) and priority.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` from the C library.
-    pub fn scheduler(&mut self, policy: i32, priority: i32) -> io::Result<()> {
-        let param = libc::sched_param {
-            sched_priority: priority,
-        };
-        // SAFETY: the object is initialised; `param` is read during the call.
-        unsafe {
-            check(libc::posix_spawnattr_setschedpolicy(self.ptr(), policy))?;
-            check(libc::posix_spawnattr_setschedparam(self.ptr(), &param))?;
-        }
-        self.add_flag(libc::POSIX_SPAWN_SETSCHEDULER)
-    }
+fn cstring(what: &str, s: &OsStr) -> Result<CString, SpawnError> {
+    CString::new(s.as_bytes())
+        .map_err(|_| SpawnError::invalid(format!("{what} contains a NUL byte: {s:?}")))
 }
 
-impl Drop for SpawnAttr {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, destroyed once.
-        unsafe { libc::posix_spawnattr_destroy(self.raw.as_mut_ptr()) };
-    }
+fn cstring_array<S: AsRef<OsStr>>(what: &str, items: &[S]) -> Result<CStringArray, SpawnError> {
+    let strings = items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| cstring(&format!("{what} {i}"), s.as_ref()))
+        .collect::<Result<_, _>>()?;
+    Ok(CStringArray::new(strings))
 }
 
-impl fmt::Debug for SpawnAttr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpawnAttr")
-            .field("flags", &format_args!("{:#x}", self.flags))
-            .finish()
-    }
-}
-
-/// Calls `posix_spawn` (or `posix_spawnp` with `search`), returning the pid.
-///
-/// # Safety
-///
-/// `argv` and `envp` must be NULL-terminated arrays of pointers to NUL-terminated strings that
-/// stay valid for the call.
-pub(crate) unsafe fn spawn_raw(
-    path: &CStr,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
+fn start<S: AsRef<OsStr>>(
+    program: &OsStr,
+    argv: &[S],
+    env: Option<&[S]>,
     actions: &FileActions,
     attr: &SpawnAttr,
     search: bool,
-) -> io::Result<libc::pid_t> {
-    let mut pid = 0;
-    let f = if search {
-        libc::posix_spawnp
+) -> Result<Popen, SpawnError> {
+    // As for every spawn: collect children whose handles were dropped before they exited.
+    reaper::reap_orphans();
+    if argv.is_empty() {
+        return Err(SpawnError::invalid("the argument list is empty"));
+    }
+    let c_program = cstring("program", program)?;
+    let c_argv = cstring_array("argument", argv)?;
+    let c_env = env
+        .map(|e| cstring_array("environment entry", e))
+        .transpose()?;
+    let envp = c_env.as_ref().map_or_else(environ, |e| e.as_ptr());
+    // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
+    // (or the C library, for environ) keep alive during the call.
+    #[allow(unsafe_code)]
+    let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
+    let pid = result.map_err(|e| failure(program, search, actions, e))?;
+    let pidfd = sys::pidfd::pidfd_open(pid).ok().flatten();
+    let group = if attr.has_setsid() {
+        Some(pid)
     } else {
-        libc::posix_spawn
+        attr.pgroup().map(|g| if g == 0 { pid } else { g })
     };
-    // SAFETY: per the caller's promise on argv/envp; actions and attr are initialised objects
-    // that outlive the call.
-    check(unsafe {
-        f(
-            &mut pid,
-            path.as_ptr(),
-            actions.as_ptr(),
-            attr.as_ptr(),
-            argv as _,
-            envp as _,
-        )
-    })?;
-    Ok(pid)
+    let started = Started { pid, pidfd };
+    let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
+    popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
+    Ok(popen)
 }
 
-/// The environment of this process, as `posix_spawn` wants it.
-pub(crate) fn environ() -> *const *const libc::c_char {
-    extern "C" {
-        static environ: *const *const libc::c_char;
+/// The typed error for a failed `posix_spawn`, its step judged from the parent.
+fn failure(program: &OsStr, search: bool, actions: &FileActions, error: io::Error) -> SpawnError {
+    let Some(errno) = error.raw_os_error() else {
+        return SpawnError::new(Step::Spawn, error).with_path(program);
+    };
+    let cwd = match ChildView::after(actions.actions()) {
+        Ok(view) => view.cwd,
+        Err(dir) => {
+            let err = SpawnError::from_errno(Step::Chdir, errno);
+            return match dir {
+                Some(dir) => err.with_path(dir),
+                None => err,
+            };
+        }
+    };
+    // Errors no file action or attribute produces.
+    let exec_only = matches!(errno, libc::ENOEXEC | libc::E2BIG | libc::ELIBBAD);
+    let step = if exec_only || !runnable(program, search, cwd.as_deref()) {
+        Step::Exec
+    } else {
+        Step::Spawn
+    };
+    SpawnError::from_errno(step, errno).with_path(program)
+}
+
+/// The child's working directory and descriptors as the parent can name them, after the file
+/// actions.
+struct ChildView {
+    /// `None`: this process's working directory.
+    cwd: Option<PathBuf>,
+    /// Child descriptors that actions pointed elsewhere than this process's same number
+    /// (`None`: closed).
+    fds: Vec<(RawFd, Option<PathBuf>)>,
+    /// The lowest descriptor of a closefrom action, above which the rest are closed.
+    closed_from: Option<RawFd>,
+}
+
+impl ChildView {
+    /// Follows the actions; `Err` names the directory of a chdir action that would fail
+    /// (`None` for an fchdir).
+    fn after(actions: &[FileAction]) -> Result<ChildView, Option<PathBuf>> {
+        let mut view = ChildView {
+            cwd: None,
+            fds: Vec::new(),
+            closed_from: None,
+        };
+        for action in actions {
+            match action {
+                FileAction::Open { fd, path, .. } => {
+                    let p = view.resolve(Path::new(OsStr::from_bytes(path.to_bytes())));
+                    view.set_fd(*fd, Some(p));
+                }
+                FileAction::Dup2(from, to) => {
+                    let p = view.fd_path(*from);
+                    view.set_fd(*to, p);
+                }
+                FileAction::Close(fd) => view.set_fd(*fd, None),
+                FileAction::Closefrom(low) => {
+                    view.fds.retain(|(fd, _)| fd < low);
+                    view.closed_from = Some(view.closed_from.map_or(*low, |c| c.min(*low)));
+                }
+                FileAction::Chdir(dir) => {
+                    let dir = Path::new(OsStr::from_bytes(dir.to_bytes()));
+                    let resolved = view.resolve(dir);
+                    if !raw::is_enterable_dir(&resolved) {
+                        return Err(Some(dir.to_owned()));
+                    }
+                    view.cwd = Some(resolved);
+                }
+                FileAction::Fchdir(fd) => match view.fd_path(*fd) {
+                    Some(dir) if raw::is_enterable_dir(&dir) => view.cwd = Some(dir),
+                    _ => return Err(None),
+                },
+            }
+        }
+        Ok(view)
     }
-    // SAFETY: reading the pointer value of the C library's environ.
-    unsafe { environ }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        match &self.cwd {
+            Some(cwd) => cwd.join(path),
+            None => path.to_owned(),
+        }
+    }
+
+    fn set_fd(&mut self, fd: RawFd, path: Option<PathBuf>) {
+        self.fds.retain(|(f, _)| *f != fd);
+        self.fds.push((fd, path));
+    }
+
+    /// A path to what the child's `fd` refers to, if it is open.
+    fn fd_path(&self, fd: RawFd) -> Option<PathBuf> {
+        if let Some((_, p)) = self.fds.iter().find(|(f, _)| *f == fd) {
+            return p.clone();
+        }
+        if self.closed_from.is_some_and(|low| fd >= low) {
+            return None;
+        }
+        Some(PathBuf::from(format!("/proc/self/fd/{fd}")))
+    }
+}
+
+/// Whether the program would run as the child sees it: found (in `PATH` for a search), a
+/// regular executable file, and, for a `#!` script, with a runnable interpreter.
+fn runnable(program: &OsStr, search: bool, cwd: Option<&Path>) -> bool {
+    let resolve = |p: &Path| cwd.map_or_else(|| p.to_owned(), |c| c.join(p));
+    let runs = |p: &Path| {
+        let p = resolve(p);
+        raw::is_executable_file(&p) && interpreter_runs(&p)
+    };
+    if !search || program.as_bytes().contains(&b'/') {
+        return runs(Path::new(program));
+    }
+    if program.is_empty() {
+        return false;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    path.as_bytes().split(|&b| b == b':').any(|dir| {
+        let dir = if dir.is_empty() { b"." } else { dir };
+        runs(&Path::new(OsStr::from_bytes(dir)).join(program))
+    })
+}
+
+/// For a `#!` script, whether its interpreter is a runnable file; true for anything else.
+fn interpreter_runs(script: &Path) -> bool {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return true;
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
+    match line
+        .split(|&b| b == b' ' || b == b'\t')
+        .find(|w| !w.is_empty())
+    {
+        Some(interp) => raw::is_executable_file(Path::new(OsStr::from_bytes(interp))),
+        None => false,
+    }
 }

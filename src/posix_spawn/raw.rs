@@ -1,0 +1,95 @@
+//! The call itself, and the parent-side checks that explain a failure.
+//!
+//! # Safety
+//!
+//! `unsafe` here calls `posix_spawn`/`posix_spawnp` with pointer arrays whose validity the
+//! caller promises, reads the C library's `environ`, and calls `faccessat` on a C string.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::attr::SpawnAttr;
+use super::ext::check;
+use super::file_actions::FileActions;
+
+/// Calls `posix_spawn` (or `posix_spawnp` with `search`), returning the pid.
+///
+/// # Safety
+///
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to NUL-terminated strings that
+/// stay valid for the call.
+pub(crate) unsafe fn spawn_raw(
+    path: &CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    actions: &FileActions,
+    attr: &SpawnAttr,
+    search: bool,
+) -> io::Result<libc::pid_t> {
+    let mut pid = 0;
+    let f = if search {
+        libc::posix_spawnp
+    } else {
+        libc::posix_spawn
+    };
+    // SAFETY: per the caller's promise on argv/envp; actions and attr are initialised objects
+    // that outlive the call.
+    check(unsafe {
+        f(
+            &mut pid,
+            path.as_ptr(),
+            actions.as_ptr(),
+            attr.as_ptr(),
+            argv as _,
+            envp as _,
+        )
+    })?;
+    Ok(pid)
+}
+
+/// The environment of this process, as `posix_spawn` wants it.
+pub(crate) fn environ() -> *const *const libc::c_char {
+    extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: reading the pointer value of the C library's environ.
+    unsafe { environ }
+}
+
+/// Whether `path` names a regular file this process may execute (with its effective ids, as
+/// exec checks).
+pub(crate) fn is_executable_file(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: faccessat only reads the NUL-terminated path.
+    let ok = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    } == 0;
+    ok && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Whether `path` names a directory this process may enter.
+pub(crate) fn is_enterable_dir(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: faccessat only reads the NUL-terminated path.
+    let ok = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    } == 0;
+    ok && std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}
