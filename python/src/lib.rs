@@ -1,0 +1,160 @@
+//! The `popen` Python module: CPython's `subprocess` on the popen engine.
+//!
+//! `popen.fork_exec` takes the same 23 positional arguments as CPython 3.11's
+//! `_posixsubprocess.fork_exec`, raises the same exceptions for bad arguments, and reports a
+//! failure in the child through the same error pipe, but starts the child with
+//! [`popen::Command`](engine::Command): `posix_spawn` or a vfork-style child without the GIL,
+//! and `fork` only when a `preexec_fn` needs the interpreter in the child.
+//!
+//! `popen.install()` makes the running interpreter's `subprocess` module use it;
+//! `popen.uninstall()` restores CPython's; `popen.call_count()` counts the calls.
+#![deny(unsafe_code)]
+
+mod args;
+mod spawn;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// CPython's own functions, saved by `install()` for `uninstall()`:
+/// (`subprocess._fork_exec`, `_posixsubprocess.fork_exec`).
+static SAVED: Mutex<Option<(Py<PyAny>, Py<PyAny>)>> = Mutex::new(None);
+
+/// fork_exec(args, executable_list, close_fds, pass_fds, cwd, env,
+///           p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
+///           errpipe_read, errpipe_write, restore_signals, call_setsid, pgid_to_set,
+///           gid, extra_groups, uid, child_umask, preexec_fn, allow_vfork)
+/// --
+///
+/// Spawn a fresh new child process, as CPython's _posixsubprocess.fork_exec does, on the
+/// popen engine.
+///
+/// Returns the child's pid. A failure in the child (chdir, exec, preexec_fn, ...) is written
+/// to errpipe_write as "ExceptionName:hexerrno:message"; subprocess.Popen turns it into the
+/// exception.
+#[pyfunction]
+#[pyo3(signature = (*args, **kwargs))]
+fn fork_exec(
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<i32> {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    if kwargs.is_some_and(|k| !k.is_empty()) {
+        return Err(PyTypeError::new_err(
+            "fork_exec() takes no keyword arguments",
+        ));
+    }
+    let mut gc = GcPause::default();
+    let req = args::parse(args, &mut || gc.disable())?;
+    spawn::fork_exec(py, req)
+}
+
+/// Disables the garbage collector for the rest of a `fork_exec` call with a `preexec_fn`, as
+/// CPython does (a collection in the forked child could run arbitrary finalizers), and
+/// re-enables it on drop if it was enabled.
+#[derive(Default)]
+struct GcPause {
+    reenable: bool,
+}
+
+impl GcPause {
+    fn disable(&mut self) {
+        #[allow(unsafe_code)]
+        // SAFETY: called with the GIL held; returns the previous state.
+        let was_enabled = unsafe { ffi::PyGC_Disable() } == 1;
+        self.reenable |= was_enabled;
+    }
+}
+
+impl Drop for GcPause {
+    fn drop(&mut self) {
+        if self.reenable {
+            #[allow(unsafe_code)]
+            // SAFETY: dropped inside fork_exec, with the GIL held.
+            unsafe {
+                ffi::PyGC_Enable()
+            };
+        }
+    }
+}
+
+/// install()
+/// --
+///
+/// Make this interpreter's subprocess module start children with popen.fork_exec:
+/// replaces subprocess._fork_exec and _posixsubprocess.fork_exec. Calling it again does
+/// nothing.
+#[pyfunction]
+#[pyo3(pass_module)]
+fn install(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    let ours = module.getattr("fork_exec")?;
+    let subprocess = py.import("subprocess")?;
+    let posixsubprocess = py.import("_posixsubprocess")?;
+    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
+    if saved.is_none() {
+        *saved = Some((
+            subprocess.getattr("_fork_exec")?.unbind(),
+            posixsubprocess.getattr("fork_exec")?.unbind(),
+        ));
+    }
+    subprocess.setattr("_fork_exec", &ours)?;
+    posixsubprocess.setattr("fork_exec", &ours)?;
+    Ok(())
+}
+
+/// uninstall()
+/// --
+///
+/// Restore the functions install() replaced. Does nothing if install() was not called.
+#[pyfunction]
+fn uninstall(py: Python<'_>) -> PyResult<()> {
+    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((subprocess_fe, posix_fe)) = saved.take() {
+        py.import("subprocess")?
+            .setattr("_fork_exec", subprocess_fe)?;
+        py.import("_posixsubprocess")?
+            .setattr("fork_exec", posix_fe)?;
+    }
+    Ok(())
+}
+
+/// installed()
+/// --
+///
+/// Whether subprocess currently starts children with popen.fork_exec.
+#[pyfunction]
+#[pyo3(pass_module)]
+fn installed(module: &Bound<'_, PyModule>) -> PyResult<bool> {
+    let current = module.py().import("subprocess")?.getattr("_fork_exec")?;
+    Ok(current.is(&module.getattr("fork_exec")?))
+}
+
+/// call_count()
+/// --
+///
+/// How many times popen.fork_exec has been called in this process.
+#[pyfunction]
+fn call_count() -> u64 {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// CPython's subprocess on the popen engine: a drop-in _posixsubprocess.fork_exec.
+#[pymodule(name = "popen")]
+fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fork_exec, m)?)?;
+    m.add_function(wrap_pyfunction!(install, m)?)?;
+    m.add_function(wrap_pyfunction!(uninstall, m)?)?;
+    m.add_function(wrap_pyfunction!(installed, m)?)?;
+    m.add_function(wrap_pyfunction!(call_count, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Runs CPython's own test_subprocess with subprocess on the popen engine.
+
+The installed CPython's stock `test_subprocess` runs twice through its regression-test driver
+(`python -m test`): once as shipped, then with the `popen` module installed
+(`popen.install()`, which replaces `subprocess._fork_exec` and `_posixsubprocess.fork_exec`)
+in the test process and in every Python child that the tests start without `-I`/`-E`, through
+a `sitecustomize` hook in a temporary directory put on `PYTHONPATH`. The test process writes
+how many times `popen.fork_exec` ran; it must be more than zero.
+
+The last line printed is `N passed, N failed, N skipped` for the run on popen. The exit status
+is non-zero if a test that passes on stock CPython does not pass on popen, if the replacement
+was not used, or if a run did not complete.
+
+Usage: scripts/cpython_conformance.py [--python PYTHON] [--no-stock] [--keep] [-v]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+TEST = "test_subprocess"
+
+# Tests left out of the run on popen, each with the reason: only tests that inspect CPython
+# internals no replacement of fork_exec could satisfy. Patterns as accepted by
+# `python -m test --ignore`. Target: empty.
+EXCLUDED = {}
+
+SITECUSTOMIZE = '''\
+# Written by scripts/cpython_conformance.py: puts subprocess on the popen engine in every
+# Python process started with this directory on PYTHONPATH.
+import os as _os
+
+if _os.environ.get("POPEN_CONFORMANCE") == "1":
+    import popen as _popen
+
+    _popen.install()
+    # Only the test process itself reports: the variable is removed before any child starts.
+    _report = _os.environ.pop("POPEN_CONFORMANCE_REPORT", None)
+    if _report:
+        import atexit as _atexit
+
+        def _write_report(path=_report):
+            with open(path, "w") as f:
+                f.write("%d %d\\n" % (_popen.call_count(), int(_popen.installed())))
+
+        _atexit.register(_write_report)
+'''
+
+
+def run_suite(python, workdir, name, extra_env=None, extra_args=(), verbose=False):
+    """Runs test_subprocess through regrtest; returns (exit code, junit path, log path)."""
+    xml_path = os.path.join(workdir, name + ".xml")
+    log_path = os.path.join(workdir, name + ".log")
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    cmd = [python, "-m", "test", "--timeout", "600", "--junit-xml", xml_path,
+           *extra_args, TEST]
+    if verbose:
+        print("$", " ".join(cmd), flush=True)
+    with open(log_path, "w") as log:
+        # A scratch cwd: the suite writes temporary files next to where it runs.
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              cwd=workdir)
+    return proc.returncode, xml_path, log_path
+
+
+def outcomes(xml_path):
+    """{test id: "passed" | "failed" | "skipped"} from regrtest's JUnit XML."""
+    if not os.path.exists(xml_path):
+        return None
+    result = {}
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            result[case.get("name")] = "failed"
+        elif "skipped" in tags:
+            result[case.get("name")] = "skipped"
+        else:
+            result[case.get("name")] = "passed"
+    return result
+
+
+def counts(result):
+    return {k: sum(1 for v in result.values() if v == k)
+            for k in ("passed", "failed", "skipped")}
+
+
+def tail(path, lines=60):
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable,
+                        help="the CPython whose test_subprocess runs (default: this one)")
+    parser.add_argument("--no-stock", action="store_true",
+                        help="skip the stock run; then every failure counts")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and XML files")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    opts = parser.parse_args()
+
+    check = subprocess.run([opts.python, "-c", "import popen, _posixsubprocess"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        print("popen is not importable by %s:\n%s" % (opts.python, check.stderr))
+        return 2
+
+    workdir = tempfile.mkdtemp(prefix="popen-conformance-")
+    ok = True
+    try:
+        hook = os.path.join(workdir, "hook")
+        os.mkdir(hook)
+        with open(os.path.join(hook, "sitecustomize.py"), "w") as f:
+            f.write(SITECUSTOMIZE)
+        report = os.path.join(workdir, "report.txt")
+
+        stock = None
+        if not opts.no_stock:
+            code, xml_path, log = run_suite(opts.python, workdir, "stock", verbose=opts.verbose)
+            stock = outcomes(xml_path)
+            if stock is None:
+                print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
+                return 1
+            c = counts(stock)
+            print("stock CPython: %d passed, %d failed, %d skipped" %
+                  (c["passed"], c["failed"], c["skipped"]), flush=True)
+
+        pythonpath = os.environ.get("PYTHONPATH")
+        env = {
+            "PYTHONPATH": hook + (os.pathsep + pythonpath if pythonpath else ""),
+            "POPEN_CONFORMANCE": "1",
+            "POPEN_CONFORMANCE_REPORT": report,
+        }
+        ignore = []
+        for pattern in EXCLUDED:
+            ignore += ["--ignore", pattern]
+        code, xml_path, log = run_suite(opts.python, workdir, "popen", env, ignore,
+                                        verbose=opts.verbose)
+        ours = outcomes(xml_path)
+        if ours is None:
+            print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
+            return 1
+
+        try:
+            with open(report) as f:
+                calls, installed = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            calls, installed = 0, 0
+        print("popen.fork_exec calls in the test process: %d (still installed at exit: %s)"
+              % (calls, bool(installed)))
+        if calls <= 0:
+            print("FAIL: the test process never called popen.fork_exec")
+            ok = False
+
+        for pattern, reason in EXCLUDED.items():
+            print("excluded: %s: %s" % (pattern, reason))
+
+        regressions = sorted(
+            name for name, outcome in ours.items()
+            if outcome == "failed" and (stock is None or stock.get(name) == "passed"))
+        missing = sorted(name for name, outcome in (stock or {}).items()
+                         if outcome == "passed" and name not in ours
+                         and not any(p in name for p in EXCLUDED))
+        newly_skipped = sorted(name for name, outcome in ours.items()
+                               if outcome == "skipped" and stock is not None
+                               and stock.get(name) == "passed")
+        for name in regressions:
+            print("REGRESSION (fails on popen, passes on stock): %s" % name)
+        for name in missing:
+            print("REGRESSION (passes on stock, did not run on popen): %s" % name)
+        for name in newly_skipped:
+            print("REGRESSION (passes on stock, skipped on popen): %s" % name)
+        if regressions or missing or newly_skipped:
+            ok = False
+            print("--- end of the popen run's log (%s):\n%s" % (log, tail(log)))
+        elif code != 0 and stock is None:
+            ok = False
+            print("regrtest exited with %d:\n%s" % (code, tail(log)))
+
+        c = counts(ours)
+        print("%d passed, %d failed, %d skipped" % (c["passed"], c["failed"], c["skipped"]))
+        return 0 if ok else 1
+    finally:
+        if opts.keep or not ok:
+            print("logs kept in %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
