@@ -55,10 +55,12 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         .map_or_else(posix_spawn::environ, |e| e.as_ptr());
     let mut saved = 0;
     let mut last = libc::ENOENT;
+    let mut tried = false;
     for path in &prep.candidates {
         if surely_missing(path, prep.cwd.is_some()) {
             continue;
         }
+        tried = true;
         // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` (or the C
         // library, for environ) keeps alive during the call.
         #[allow(unsafe_code)]
@@ -80,11 +82,38 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
             saved = errno;
         }
     }
+    if !tried {
+        // No child was started, but one would have failed to enter its working directory
+        // before trying any path: report that, as the other spawn paths do.
+        if let Some(errno) = cwd_error(prep) {
+            return Err(step_error(prep, Step::Chdir, errno));
+        }
+    }
     Err(step_error(
         prep,
         Step::Exec,
         if saved != 0 { saved } else { last },
     ))
+}
+
+/// The errno `chdir` to the command's working directory would fail with, judged from the
+/// parent; `None` if there is no working directory or it looks enterable.
+fn cwd_error(prep: &Prepared) -> Option<i32> {
+    let cwd = prep.cwd.as_ref()?;
+    match std::fs::metadata(std::ffi::OsStr::from_bytes(cwd.to_bytes())) {
+        Err(e) => Some(e.raw_os_error().unwrap_or(libc::ENOENT)),
+        Ok(m) if !m.is_dir() => Some(libc::ENOTDIR),
+        Ok(_) => {
+            #[allow(unsafe_code)]
+            // SAFETY: access only reads the NUL-terminated path.
+            let ok = unsafe { libc::access(cwd.as_ptr(), libc::X_OK) } == 0;
+            (!ok).then(|| {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EACCES)
+            })
+        }
+    }
 }
 
 /// Whether `path` certainly does not exist, so trying it would only cost a process. A relative
