@@ -507,7 +507,7 @@ fn missing(samples: &Samples, cfg: &Config) -> Vec<String> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: popen-bench [--quick] [--only SCENARIO,...] [--out DIR]\n\
+        "usage: popen-bench [--quick] [--only SCENARIO,...] [--rss MIB,...] [--batches N] [--out DIR]\n\
          scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many"
     );
     std::process::exit(2)
@@ -540,6 +540,17 @@ fn main() {
                 cfg.only = Some(list.split(',').map(str::to_string).collect());
             }
             "--out" => cfg.out_dir = PathBuf::from(it.next().unwrap_or_else(|| usage())),
+            "--rss" => {
+                let list = it.next().unwrap_or_else(|| usage());
+                cfg.rss_levels = list
+                    .split(',')
+                    .map(|n| n.parse().unwrap_or_else(|_| usage()))
+                    .collect();
+            }
+            "--batches" => {
+                let n = it.next().unwrap_or_else(|| usage());
+                cfg.batches = n.parse().unwrap_or_else(|_| usage());
+            }
             _ => usage(),
         }
     }

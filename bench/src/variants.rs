@@ -197,16 +197,11 @@ pub fn capture(v: Variant, file: &str) -> io::Result<usize> {
     match v {
         Variant::Popen(path) => {
             let mut c = popen_command("/bin/cat", path);
-            c.arg(file).stdout(popen::Stdio::piped()).pipe_size(1 << 20);
-            let mut child = c.spawn().map_err(io::Error::other)?;
-            let mut out = Vec::new();
-            child
-                .stdout
-                .take()
-                .expect("stdout is piped")
-                .read_to_end(&mut out)?;
-            check_status(child.wait()?.success(), "popen")?;
-            Ok(out.len())
+            c.arg(file);
+            let done = popen::run(&mut c, &popen::RunOptions::new().capture_stdout())
+                .map_err(io::Error::other)?;
+            check_status(done.status.success(), "popen")?;
+            Ok(done.stdout.len())
         }
         Variant::Std => {
             let out = std::process::Command::new("/bin/cat").arg(file).output()?;
@@ -298,20 +293,10 @@ pub fn duplex(v: Variant, input: &DuplexInput) -> io::Result<usize> {
     match v {
         Variant::Popen(path) => {
             let mut c = popen_command("/bin/cat", path);
-            c.stdin(popen::Stdio::piped())
-                .stdout(popen::Stdio::piped())
-                .pipe_size(1 << 20);
-            let mut child = c.spawn().map_err(io::Error::other)?;
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            let mut stdout = child.stdout.take().expect("stdout is piped");
-            let mut out = Vec::new();
-            std::thread::scope(|s| -> io::Result<()> {
-                let writer = s.spawn(move || stdin.write_all(data));
-                stdout.read_to_end(&mut out)?;
-                writer.join().expect("writer panicked")
-            })?;
-            check_status(child.wait()?.success(), "popen")?;
-            Ok(out.len())
+            let opts = popen::RunOptions::new().input(data).capture_stdout();
+            let done = popen::run(&mut c, &opts).map_err(io::Error::other)?;
+            check_status(done.status.success(), "popen")?;
+            Ok(done.stdout.len())
         }
         Variant::Std => {
             let mut child = std::process::Command::new("/bin/cat")
