@@ -9,3 +9,4 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+bash scripts/bench-smoke.sh
