@@ -12,7 +12,8 @@ The last line printed is `N passed, N failed, N skipped` for the run on popen. T
 is non-zero if a test that passes on stock CPython does not pass on popen, if the replacement
 was not used, or if a run did not complete.
 
-Usage: scripts/cpython_conformance.py [--python PYTHON] [--no-stock] [--keep] [-v]
+Usage: scripts/cpython_conformance.py [--python PYTHON] [--no-stock] [--spawn-path PATH]
+                                      [--keep] [-v]
 """
 
 import argparse
@@ -39,6 +40,8 @@ if _os.environ.get("POPEN_CONFORMANCE") == "1":
     import popen as _popen
 
     _popen.install()
+    if _os.environ.get("POPEN_SPAWN_PATH"):
+        _popen.set_spawn_path(_os.environ["POPEN_SPAWN_PATH"])
     # Only the test process itself reports: the variable is removed before any child starts.
     _report = _os.environ.pop("POPEN_CONFORMANCE_REPORT", None)
     if _report:
@@ -101,6 +104,8 @@ def main():
                         help="the CPython whose test_subprocess runs (default: this one)")
     parser.add_argument("--no-stock", action="store_true",
                         help="skip the stock run; then every failure counts")
+    parser.add_argument("--spawn-path", choices=("posix_spawn", "vfork", "fork"),
+                        help="prefer this engine spawn path (default: the engine's choice)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and XML files")
     parser.add_argument("-v", "--verbose", action="store_true")
     opts = parser.parse_args()
@@ -137,6 +142,8 @@ def main():
             "POPEN_CONFORMANCE": "1",
             "POPEN_CONFORMANCE_REPORT": report,
         }
+        if opts.spawn_path:
+            env["POPEN_SPAWN_PATH"] = opts.spawn_path
         ignore = []
         for pattern in EXCLUDED:
             ignore += ["--ignore", pattern]

@@ -16,7 +16,7 @@ mod spawn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -147,6 +147,29 @@ fn call_count() -> u64 {
     CALLS.load(Ordering::Relaxed)
 }
 
+/// set_spawn_path(path)
+/// --
+///
+/// Prefer one of the engine's spawn paths for every later fork_exec of this process, when it
+/// can honour the call's options: "posix_spawn", "vfork" or "fork"; None restores the
+/// automatic choice. For tests and benchmarks.
+#[pyfunction]
+fn set_spawn_path(path: Option<&str>) -> PyResult<()> {
+    let path = match path {
+        None => None,
+        Some("posix_spawn") => Some(engine::SpawnPath::PosixSpawn),
+        Some("vfork") => Some(engine::SpawnPath::CloneVfork),
+        Some("fork") => Some(engine::SpawnPath::Fork),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown spawn path {other:?}: expected 'posix_spawn', 'vfork', 'fork' or None"
+            )))
+        }
+    };
+    engine::set_default_spawn_path(path);
+    Ok(())
+}
+
 /// CPython's subprocess on the popen engine: a drop-in _posixsubprocess.fork_exec.
 #[pymodule(name = "popen")]
 fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -155,6 +178,7 @@ fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(uninstall, m)?)?;
     m.add_function(wrap_pyfunction!(installed, m)?)?;
     m.add_function(wrap_pyfunction!(call_count, m)?)?;
+    m.add_function(wrap_pyfunction!(set_spawn_path, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

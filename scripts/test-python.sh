@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The Python module: installs what it needs (maturin, pytest), builds and installs ./python as
+# the module `popen`, runs its tests, then CPython's own test_subprocess on it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+pip() { "$PYTHON" -m pip --disable-pip-version-check --root-user-action=ignore "$@"; }
+
+echo "== python: install maturin, pytest; build and install ./python"
+pip install --quiet maturin pytest
+pip install --quiet --force-reinstall --no-deps ./python
+echo "== python: module tests"
+"$PYTHON" -m pytest -q -p no:cacheprovider python/tests
+echo "== python: CPython's test_subprocess on popen"
+"$PYTHON" scripts/cpython_conformance.py
