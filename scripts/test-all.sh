@@ -10,3 +10,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 bash scripts/bench-smoke.sh
+bash scripts/test-python.sh
