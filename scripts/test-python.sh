@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-pip() { "$PYTHON" -m pip --disable-pip-version-check --root-user-action=ignore "$@"; }
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+pip() { "$PYTHON" -m pip "$@"; }
 
 echo "== python: install maturin, pytest; build and install ./python"
 pip install --quiet maturin pytest
