@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod posix_spawn;
 mod spawn;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +109,7 @@ fn install(module: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     subprocess.setattr("_fork_exec", &ours)?;
     posixsubprocess.setattr("fork_exec", &ours)?;
+    posix_spawn::install(module)?;
     Ok(())
 }
 
@@ -124,6 +126,7 @@ fn uninstall(py: Python<'_>) -> PyResult<()> {
         py.import("_posixsubprocess")?
             .setattr("fork_exec", posix_fe)?;
     }
+    posix_spawn::uninstall(py)?;
     Ok(())
 }
 
@@ -179,6 +182,7 @@ fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(installed, m)?)?;
     m.add_function(wrap_pyfunction!(call_count, m)?)?;
     m.add_function(wrap_pyfunction!(set_spawn_path, m)?)?;
+    posix_spawn::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
