@@ -10,7 +10,6 @@ benchmark computes every statistic.
 
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -98,7 +97,7 @@ def duplex(req):
     n = req["bytes"]
     data = _duplex_data.get(n)
     if data is None:
-        data = random.Random(1).randbytes(n)
+        data = os.urandom(n)
         _duplex_data.clear()
         _duplex_data[n] = data
     start = monotonic_ns()

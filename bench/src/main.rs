@@ -438,15 +438,19 @@ impl Run {
                 self.spawn_scenarios(&mut w, rss);
             }
             if others {
-                let file = make_capture_file(self.cfg.capture_bytes)
-                    .map_err(|e| format!("capture file: {e}"))?;
-                self.io_scenarios(&mut w, &file);
-                let _ = std::fs::remove_file(&file);
+                // Wait and many children first: the I/O scenarios leave the workers holding
+                // their input, which would slow down the fork-based variants.
                 if self.cfg.wants("wait") {
                     self.wait_scenario(&mut w);
                 }
                 if self.cfg.wants("many") {
                     self.many_scenario(&mut w);
+                }
+                if self.cfg.wants("capture") || self.cfg.wants("duplex") {
+                    let file = make_capture_file(self.cfg.capture_bytes)
+                        .map_err(|e| format!("capture file: {e}"))?;
+                    self.io_scenarios(&mut w, &file);
+                    let _ = std::fs::remove_file(&file);
                 }
             }
             w.quit();
