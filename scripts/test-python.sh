@@ -14,3 +14,4 @@ echo "== python: module tests"
 "$PYTHON" -m pytest -q -p no:cacheprovider python/tests
 echo "== python: CPython's test_subprocess on popen"
 "$PYTHON" scripts/cpython_conformance.py
+"$PYTHON" scripts/cpython_posix_spawn_conformance.py  # CPython's test_posix spawn tests on popen

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Runs CPython's own posix_spawn tests with os.posix_spawn/posix_spawnp on the popen engine.
+
+The installed CPython's stock `test_posix` classes `TestPosixSpawn` and `TestPosixSpawnP` run
+twice through its regression-test driver (`python -m test`): once as shipped, then with
+`popen.install()` done first in the test process (and in the Python children that honour
+`PYTHONPATH`), through a `sitecustomize` hook in a temporary directory. `install()` puts
+`popen.posix_spawn`/`posix_spawnp` in place of `os.`/`posix.posix_spawn` and `posix_spawnp`
+before `test_posix` is imported, so the tests' `spawn_func` is ours. The test process writes
+how many times our functions ran; it must be more than zero.
+
+The last line printed is `N passed, N failed, N skipped` for the run on popen. The exit status
+is non-zero if a test that passes on stock CPython does not pass on popen, if a stock test is
+missing from the run, if the drop-ins were not called, or if a run produced no results.
+
+Usage: scripts/cpython_posix_spawn_conformance.py [--python PYTHON] [--no-stock] [--keep] [-v]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+TEST = "test_posix"
+CLASSES = ("TestPosixSpawn", "TestPosixSpawnP")
+
+SITECUSTOMIZE = '''\
+# Written by scripts/cpython_posix_spawn_conformance.py: os.posix_spawn and os.posix_spawnp
+# on the popen engine in every Python process started with this directory on PYTHONPATH.
+import os as _os
+
+if _os.environ.get("POPEN_POSIX_SPAWN_CONFORMANCE") == "1":
+    import popen as _popen
+
+    _popen.install()
+    # Only the test process reports: the variable is removed before any child starts.
+    _report = _os.environ.pop("POPEN_POSIX_SPAWN_CONFORMANCE_REPORT", None)
+    if _report:
+        import atexit as _atexit
+        import posix as _posix
+
+        def _write_report(path=_report):
+            ours = _posix.posix_spawn is _popen.posix_spawn
+            with open(path, "w") as f:
+                f.write("%d %d\\n" % (_popen.posix_spawn_call_count(), int(ours)))
+
+        _atexit.register(_write_report)
+'''
+
+
+def run_tests(python, workdir, name, extra_env=None, verbose=False):
+    """Runs the two classes through regrtest; returns (exit code, junit path, log path)."""
+    xml_path = os.path.join(workdir, name + ".xml")
+    log_path = os.path.join(workdir, name + ".log")
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    cmd = [python, "-m", "test", "--timeout", "600", "--junit-xml", xml_path, TEST]
+    for cls in CLASSES:
+        cmd += ["-m", cls]
+    if verbose:
+        print("$", " ".join(cmd), flush=True)
+    with open(log_path, "w") as log:
+        # A scratch cwd: the tests write their files (os_helper.TESTFN) where they run.
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    return proc.returncode, xml_path, log_path
+
+
+def outcomes(xml_path):
+    """{test id: "passed" | "failed" | "skipped"} from regrtest's JUnit XML."""
+    if not os.path.exists(xml_path):
+        return None
+    result = {}
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            result[case.get("name")] = "failed"
+        elif "skipped" in tags:
+            result[case.get("name")] = "skipped"
+        else:
+            result[case.get("name")] = "passed"
+    return result
+
+
+def counts(result):
+    return [sum(1 for v in result.values() if v == k) for k in ("passed", "failed", "skipped")]
+
+
+def tail(path, lines=60):
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable,
+                        help="the CPython whose test_posix runs (default: this one)")
+    parser.add_argument("--no-stock", action="store_true",
+                        help="skip the stock run; then every failure counts")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and XML files")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    opts = parser.parse_args()
+
+    check = subprocess.run([opts.python, "-c", "import popen; popen.posix_spawn"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        print("popen.posix_spawn is not importable by %s:\n%s" % (opts.python, check.stderr))
+        return 2
+
+    workdir = tempfile.mkdtemp(prefix="popen-posix-spawn-conformance-")
+    ok = False
+    try:
+        hook = os.path.join(workdir, "hook")
+        os.mkdir(hook)
+        with open(os.path.join(hook, "sitecustomize.py"), "w") as f:
+            f.write(SITECUSTOMIZE)
+        report = os.path.join(workdir, "report.txt")
+
+        stock = None
+        if not opts.no_stock:
+            code, xml_path, log = run_tests(opts.python, workdir, "stock", verbose=opts.verbose)
+            stock = outcomes(xml_path)
+            if not stock:
+                print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
+                return 1
+            print("stock CPython: %d passed, %d failed, %d skipped" % tuple(counts(stock)),
+                  flush=True)
+
+        pythonpath = os.environ.get("PYTHONPATH")
+        env = {
+            "PYTHONPATH": hook + (os.pathsep + pythonpath if pythonpath else ""),
+            "POPEN_POSIX_SPAWN_CONFORMANCE": "1",
+            "POPEN_POSIX_SPAWN_CONFORMANCE_REPORT": report,
+        }
+        code, xml_path, log = run_tests(opts.python, workdir, "popen", env, opts.verbose)
+        ours = outcomes(xml_path)
+        if not ours:
+            print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
+            return 1
+
+        try:
+            with open(report) as f:
+                calls, installed = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            calls, installed = 0, 0
+        print("popen.posix_spawn/posix_spawnp calls in the test process: %d "
+              "(still in place of posix.posix_spawn at exit: %s)" % (calls, bool(installed)))
+        problems = []
+        if calls <= 0:
+            problems.append("the test process never called popen.posix_spawn/posix_spawnp")
+
+        baseline = stock or {}
+        for name, outcome in sorted(ours.items()):
+            if outcome == "failed" and (stock is None or baseline.get(name) == "passed"):
+                problems.append("REGRESSION (fails on popen, passes on stock): %s" % name)
+            elif outcome == "skipped" and baseline.get(name) == "passed":
+                problems.append("REGRESSION (passes on stock, skipped on popen): %s" % name)
+        for name, outcome in sorted(baseline.items()):
+            if outcome == "passed" and name not in ours:
+                problems.append("REGRESSION (passes on stock, did not run on popen): %s" % name)
+        for line in problems:
+            print(line)
+        if problems:
+            print("--- end of the popen run's log (%s):\n%s" % (log, tail(log)))
+        ok = not problems
+
+        print("%d passed, %d failed, %d skipped" % tuple(counts(ours)))
+        return 0 if ok else 1
+    finally:
+        if opts.keep or not ok:
+            print("logs kept in %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
