@@ -52,6 +52,17 @@ if _os.environ.get("POPEN_CONFORMANCE") == "1":
                 f.write("%d %d\\n" % (_popen.call_count(), int(_popen.installed())))
 
         _atexit.register(_write_report)
+
+# Run the sitecustomize this one shadows, if there is one.
+import importlib.machinery as _machinery
+import importlib.util as _util
+import sys as _sys
+
+_here = _os.path.dirname(_os.path.abspath(__file__))
+_spec = _machinery.PathFinder.find_spec(
+    "sitecustomize", [p for p in _sys.path if _os.path.abspath(p or ".") != _here])
+if _spec is not None and _spec.loader is not None:
+    _spec.loader.exec_module(_util.module_from_spec(_spec))
 '''
 
 
