@@ -3,8 +3,8 @@
 
 The installed CPython's stock `test_subprocess` runs twice through its regression-test driver
 (`python -m test`): once as shipped, then with the `popen` module installed
-(`popen.install()`, which replaces `subprocess._fork_exec` and `_posixsubprocess.fork_exec`)
-in the test process and in every Python child that the tests start without `-I`/`-E`, through
+(`popen.install()`, which replaces `subprocess._fork_exec`, `_posixsubprocess.fork_exec` and
+`os.posix_spawn(p)`) in the test process and in every Python child that the tests start without `-I`/`-E`, through
 a `sitecustomize` hook in a temporary directory put on `PYTHONPATH`. The test process writes
 how many times `popen.fork_exec` ran; it must be more than zero.
 
@@ -49,7 +49,8 @@ if _os.environ.get("POPEN_CONFORMANCE") == "1":
 
         def _write_report(path=_report):
             with open(path, "w") as f:
-                f.write("%d %d\\n" % (_popen.call_count(), int(_popen.installed())))
+                spawns = getattr(_popen, "posix_spawn_call_count", lambda: 0)()
+                f.write("%d %d %d\\n" % (_popen.call_count(), int(_popen.installed()), spawns))
 
         _atexit.register(_write_report)
 
@@ -167,11 +168,11 @@ def main():
 
         try:
             with open(report) as f:
-                calls, installed = (int(x) for x in f.read().split())
+                calls, installed, spawns = (int(x) for x in f.read().split())
         except (OSError, ValueError):
-            calls, installed = 0, 0
-        print("popen.fork_exec calls in the test process: %d (still installed at exit: %s)"
-              % (calls, bool(installed)))
+            calls, installed, spawns = 0, 0, 0
+        print("calls in the test process: popen.fork_exec %d, popen.posix_spawn(p) %d "
+              "(still installed at exit: %s)" % (calls, spawns, bool(installed)))
         if calls <= 0:
             print("FAIL: the test process never called popen.fork_exec")
             ok = False
