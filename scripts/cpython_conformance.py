@@ -2,11 +2,11 @@
 """Runs CPython's own test_subprocess with subprocess on the popen engine.
 
 The installed CPython's stock `test_subprocess` runs twice through its regression-test driver
-(`python -m test`): once as shipped, then with the `popen` module installed
-(`popen.install()`, which replaces `subprocess._fork_exec`, `_posixsubprocess.fork_exec` and
-`os.posix_spawn(p)`) in the test process and in every Python child that the tests start without `-I`/`-E`, through
-a `sitecustomize` hook in a temporary directory put on `PYTHONPATH`. The test process writes
-how many times `popen.fork_exec` ran; it must be more than zero.
+(`python -m test`): once as shipped, then with the `popen` module installed (`popen.install()`,
+which replaces `subprocess._fork_exec`, `_posixsubprocess.fork_exec` and `os.posix_spawn(p)`)
+in the test process and in every Python child that the tests start without `-I`/`-E`, through a
+`sitecustomize` hook in a temporary directory put on `PYTHONPATH`. The test process writes how
+many times `popen.fork_exec` ran; it must be more than zero.
 
 The last line printed is `N passed, N failed, N skipped` for the run on popen. The exit status
 is non-zero if a test that passes on stock CPython does not pass on popen, if the replacement
