@@ -8,8 +8,9 @@
 //! then `argv`, `env`, the file actions and the attributes as `py_posix_spawn`,
 //! `parse_file_actions` and `parse_posix_spawn_flags` in `Modules/posixmodule.c` check them,
 //! through the same C-API conversions (`PyUnicode_FSConverter`, `PyLong_AsLong`, …) called via
-//! `pyo3::ffi`. A failed spawn raises `OSError(errno, strerror, path)`, as CPython's does. The
-//! spawn itself runs without the GIL.
+//! `pyo3::ffi`. A failed spawn raises `OSError(errno, strerror, path)`, as CPython's does. As in
+//! CPython, the GIL is held during the spawn: no Python thread changes the environment (whose
+//! `PATH` `posix_spawnp` searches) meanwhile.
 //!
 //! `install()` (in `lib.rs`) puts these functions in place of `os.posix_spawn`,
 //! `os.posix_spawnp` and their `posix.` originals; `uninstall()` puts the originals back.
@@ -218,16 +219,15 @@ fn spawn(
         .call1(("os.posix_spawn", &path_object, &argv, &env))?;
 
     let path = OsString::from_vec(c_path.into_bytes());
-    let result = py.detach(|| {
-        let started = if search {
-            layer::spawnp(&path, &c_argv, Some(c_env.as_slice()), &actions, &attr)
-        } else {
-            layer::spawn(&path, &c_argv, Some(c_env.as_slice()), &actions, &attr)
-        };
-        // The caller reaps the child (os.waitpid), as with CPython's.
-        started.map(|child| child.detach())
-    });
-    result.map_err(|e| os_error(py, e.io_error(), Some(&path_object)))
+    let started = if search {
+        layer::spawnp(&path, &c_argv, Some(c_env.as_slice()), &actions, &attr)
+    } else {
+        layer::spawn(&path, &c_argv, Some(c_env.as_slice()), &actions, &attr)
+    };
+    // The caller reaps the child (os.waitpid), as with CPython's.
+    started
+        .map(|child| child.detach())
+        .map_err(|e| os_error(py, e.io_error(), Some(&path_object)))
 }
 
 /// Argument Clinic's unpacking: exactly three positional arguments, then the keyword-only
