@@ -74,6 +74,8 @@ use crate::sys;
 ///
 /// `posix_spawn` reports all of these as one errno, so the step is judged afterwards from the
 /// parent: the program and the directories are checked as the child would have seen them.
+/// Where the C library does not report exec failures ([`Extension::ReportsExecErrors`]: glibc
+/// before 2.29), a failed exec shows instead as a child that exits with status 127.
 ///
 /// # Examples
 ///
