@@ -90,6 +90,7 @@ pub struct Command {
     pub(crate) rlimits: Vec<(Resource, u64, u64)>,
     pub(crate) parent_death_signal: Option<i32>,
     pub(crate) spawn_path: Option<SpawnPath>,
+    pub(crate) keep_failed_child: bool,
 }
 
 impl Command {
@@ -146,6 +147,7 @@ impl Command {
             rlimits: Vec::new(),
             parent_death_signal: None,
             spawn_path: None,
+            keep_failed_child: false,
         }
     }
 
@@ -384,6 +386,15 @@ impl Command {
     /// with `Unsupported` if that path cannot honour every option.
     pub fn spawn_path(&mut self, path: SpawnPath) -> &mut Command {
         self.spawn_path = Some(path);
+        self
+    }
+
+    /// Leaves a child that failed before exec unreaped, for a caller that reaps it itself (as
+    /// CPython's `subprocess.py` does): [`SpawnError::pid`] then names it, and the caller must
+    /// wait for it. Only the vfork and fork paths have such a child; a failed `posix_spawn`
+    /// leaves none behind.
+    pub fn keep_failed_child(&mut self, on: bool) -> &mut Command {
+        self.keep_failed_child = on;
         self
     }
 

@@ -152,6 +152,7 @@ pub struct SpawnError {
     step: Step,
     error: io::Error,
     path: Option<PathBuf>,
+    pid: Option<i32>,
 }
 
 impl SpawnError {
@@ -160,11 +161,17 @@ impl SpawnError {
             step,
             error,
             path: None,
+            pid: None,
         }
     }
 
     pub(crate) fn with_path(mut self, path: impl Into<PathBuf>) -> SpawnError {
         self.path = Some(path.into());
+        self
+    }
+
+    pub(crate) fn with_pid(mut self, pid: i32) -> SpawnError {
+        self.pid = Some(pid);
         self
     }
 
@@ -202,6 +209,12 @@ impl SpawnError {
     /// The path involved: the program for an exec failure, the directory for a chdir failure.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The pid of the child that failed, left unreaped for the caller to wait for; only with
+    /// [`Command::keep_failed_child`](crate::Command::keep_failed_child).
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
     }
 
     /// The underlying I/O error.

@@ -65,7 +65,7 @@ pub use rlimit::Resource;
 pub use run::{
     call, check_call, check_output, getoutput, getstatusoutput, run, CompletedProcess, RunOptions,
 };
-pub use spawn::{set_default_spawn_path, PathChoice, SpawnPath};
+pub use spawn::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
 pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;

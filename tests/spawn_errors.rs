@@ -343,3 +343,25 @@ fn credential_failures_name_their_step() {
         exe.display()
     );
 }
+
+#[test]
+fn a_failed_child_can_be_left_for_the_caller_to_reap() {
+    for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
+        let mut cmd = Command::new("popen-surely-missing");
+        cmd.keep_failed_child(true);
+        let err = spawn_err(cmd, path);
+        assert_eq!(err.step(), Step::Exec);
+        let pid = err.pid().expect("the failed child's pid");
+        let mut status = 0;
+        // SAFETY: waitpid on our own, unreaped child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid, "{path}");
+        assert_eq!(
+            popen::ExitStatus::from_raw(status).code(),
+            Some(127),
+            "{path}"
+        );
+    }
+    // By default the engine reaps it and names no pid.
+    let err = spawn_err(Command::new("popen-surely-missing"), SpawnPath::CloneVfork);
+    assert_eq!(err.pid(), None);
+}

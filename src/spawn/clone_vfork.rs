@@ -86,5 +86,5 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     }
     // SAFETY: on success with CLONE_PIDFD the kernel stored a fresh descriptor that we own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    finish(prep, err_read, pid, pidfd)
+    finish(cmd, prep, err_read, pid, pidfd)
 }

@@ -38,5 +38,5 @@ pub(super) fn spawn(
             std::io::Error::last_os_error(),
         ));
     }
-    finish(prep, err_read, pid, None)
+    finish(cmd, prep, err_read, pid, None)
 }

@@ -14,7 +14,7 @@ pub(crate) mod strategy;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-pub use strategy::{set_default_spawn_path, PathChoice, SpawnPath};
+pub use strategy::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
 
 use crate::audit;
 use crate::command::Command;
@@ -107,6 +107,7 @@ fn child_plan<'a>(
 
 /// After a vfork-style or forked child: read its report; on failure reap it and build the error.
 fn finish(
+    cmd: &Command,
     prep: &Prepared,
     errpipe_read: OwnedFd,
     pid: libc::pid_t,
@@ -121,6 +122,9 @@ fn finish(
                 None => sys::pidfd::pidfd_open(pid).ok().flatten(),
             };
             Ok(Started { pid, pidfd })
+        }
+        Ok(Some((step, errno))) if cmd.keep_failed_child => {
+            Err(step_error(prep, step, errno).with_pid(pid))
         }
         Ok(Some((step, errno))) => {
             let _ = sys::wait::waitpid_blocking(pid);

@@ -106,6 +106,11 @@ pub fn set_default_spawn_path(path: Option<SpawnPath>) {
     DEFAULT_PATH.store(v, Ordering::Relaxed);
 }
 
+/// The process-wide preference set by [`set_default_spawn_path`].
+pub fn default_spawn_path() -> Option<SpawnPath> {
+    default_path()
+}
+
 fn default_path() -> Option<SpawnPath> {
     match DEFAULT_PATH.load(Ordering::Relaxed) {
         1 => Some(SpawnPath::PosixSpawn),
