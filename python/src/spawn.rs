@@ -2,10 +2,13 @@
 //! engine starts the child, and a failure in the child becomes the error-pipe record that
 //! `subprocess.py` reads.
 //!
-//! The error pipe protocol (`ExceptionName:hexerrno:message`) is CPython's: the engine reaps a
-//! child that could not exec and returns a typed [`SpawnError`]; this module writes the
-//! matching record into `errpipe_write` from the parent and returns a pid that is not a child
-//! of this process, so `subprocess.py`'s `waitpid` gets `ChildProcessError`, which it ignores.
+//! The error pipe protocol (`ExceptionName:hexerrno:message`) is CPython's: the engine returns a
+//! typed [`SpawnError`] for a child that could not exec; this module writes the matching record
+//! into `errpipe_write` from the parent and returns the pid of that child, which the engine
+//! left unreaped ([`Command::keep_failed_child`]) so that `subprocess.py` reaps it and gets its
+//! status, as with CPython's own `fork_exec`. Where no such child exists (a failed
+//! `posix_spawn`, a descriptor refused before spawning) it returns a pid that is not a child
+//! of this process, so `waitpid` gets `ChildProcessError`, which `subprocess.py` ignores.
 #![allow(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
@@ -45,7 +48,10 @@ pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
     match result {
         Ok(pid) => Ok(pid),
         Err(err) => match child_record(&err) {
-            Some(record) => Ok(report(errpipe, &record)),
+            Some(record) => {
+                let no_child = report(errpipe, &record);
+                Ok(err.pid().unwrap_or(no_child))
+            }
             None => Err(parent_error(py, &err)),
         },
     }
@@ -67,6 +73,13 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     }
     cmd.executable_list(&req.executable_list);
     cmd.close_fds(req.close_fds);
+    // subprocess.py reaps a child that failed, after reading its error record.
+    cmd.keep_failed_child(true);
+    if req.preexec_fn.is_none() && req.allow_vfork && engine::default_spawn_path().is_none() {
+        // CPython's own choice: a vfork-style child, which (unlike posix_spawn) leaves a failed
+        // child for subprocess.py to reap, so its Popen gets a returncode. It is as fast.
+        cmd.spawn_path(SpawnPath::CloneVfork);
+    }
     for &fd in &req.fds_to_keep {
         // errpipe_write is kept open for the child by CPython, but stays close-on-exec: the
         // engine has its own error pipe, so it is simply not passed.
@@ -193,9 +206,9 @@ fn os_error_record(errno: i32, noexec: bool) -> Vec<u8> {
     format!("OSError:{errno:x}:{}", if noexec { "noexec" } else { "" }).into_bytes()
 }
 
-/// Writes `record` into the error pipe and returns the pid fork_exec reports: this process's
-/// own, which is never its own child, so `waitpid` on it fails with `ECHILD` at once. (The
-/// failed child was already reaped by the engine.)
+/// Writes `record` into the error pipe and returns the pid to report when no failed child is
+/// left to reap: this process's own, which is never its own child, so `waitpid` on it fails
+/// with `ECHILD` at once.
 fn report(errpipe_write: RawFd, record: &[u8]) -> i32 {
     let mut left = record;
     while !left.is_empty() {

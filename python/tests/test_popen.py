@@ -235,6 +235,16 @@ def fork_exec_record(argv, exe, cwd=None, preexec_fn=None, close_fds=True):
     return pid, data
 
 
+def assert_failed_child_left_to_reap(pid, path):
+    if path == "posix_spawn":
+        # A failed posix_spawn leaves no child: the pid returned is no child of ours.
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, 0)
+    else:
+        # The failed child is left for subprocess.py to reap, as with CPython's fork_exec.
+        assert os.waitpid(pid, 0) == (pid, 127 << 8)
+
+
 def test_record_for_a_child_that_execs(installed):
     pid, data = fork_exec_record([b"true"], b"/bin/true")
     assert data == b""
@@ -244,23 +254,20 @@ def test_record_for_a_child_that_execs(installed):
 def test_record_for_an_exec_failure(installed):
     pid, data = fork_exec_record([b"x"], b"/surely/no/such/program")
     assert data == b"OSError:%x:" % errno.ENOENT
-    # The failed child was already reaped: subprocess.py's waitpid gets ChildProcessError.
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, 0)
+    assert_failed_child_left_to_reap(pid, installed)
 
 
 def test_record_for_a_chdir_failure(installed):
     pid, data = fork_exec_record([b"true"], b"/bin/true", cwd="/surely/not/a/directory")
     assert data == b"OSError:%x:noexec" % errno.ENOENT
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, 0)
+    assert_failed_child_left_to_reap(pid, installed)
 
 
 def test_record_for_a_raising_preexec_fn(installed):
     pid, data = fork_exec_record([b"true"], b"/bin/true", preexec_fn=lambda: 1 / 0)
     assert data == b"SubprocessError:0:Exception occurred in preexec_fn."
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, 0)
+    # A preexec_fn always takes the fork path, which has a failed child to reap.
+    assert os.waitpid(pid, 0) == (pid, 127 << 8)
 
 
 def test_record_for_a_bad_stdin_descriptor():
@@ -365,3 +372,17 @@ def test_gc_is_reenabled_after_a_bad_call_with_preexec_fn():
     with pytest.raises(TypeError):
         popen.fork_exec(*args)
     assert gc.isenabled()
+
+
+def test_a_popen_that_failed_to_start_gets_a_returncode(installed):
+    if installed == "posix_spawn":
+        pytest.skip("a failed posix_spawn leaves no child to take a returncode from")
+    # subprocess.py reaps the failed child itself; no "still running" ResourceWarning follows.
+    import gc
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(FileNotFoundError):
+            subprocess.Popen(["/surely/no/such/program"])
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
