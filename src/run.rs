@@ -1,7 +1,7 @@
 //! `run` and its conveniences — `call`, `check_call`, `check_output`, `getoutput`,
 //! `getstatusoutput` — on top of the handle and `communicate`.
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::ffi::{OsStr, OsString};
 use std::mem;
 use std::time::Duration;
@@ -143,7 +143,7 @@ impl<'a> RunOptions<'a> {
     /// # Errors
     ///
     /// As [`run`].
-    pub fn run(&self, cmd: &mut Command) -> Result<CompletedProcess, RunError> {
+    pub fn run(&self, cmd: impl BorrowMut<Command>) -> Result<CompletedProcess, RunError> {
         run(cmd, self)
     }
 }
@@ -225,6 +225,9 @@ impl CompletedProcess {
 
 /// Runs `cmd` to its end with `opts` and returns what it did (CPython's `subprocess.run`).
 ///
+/// `cmd` is a [`Command`] or a `&mut Command` (as the builder methods return), here and in the
+/// other functions of this family; a borrowed command can be run again.
+///
 /// Captured streams are read, and the input written, by one thread with `poll(2)`, so no
 /// pattern of output can deadlock ([`Popen::communicate`](crate::Popen::communicate)).
 ///
@@ -263,7 +266,11 @@ impl CompletedProcess {
 /// assert_eq!((done.returncode(), &done.stdout[..], &done.stderr[..]), (3, &b"out\n"[..], &b"err\n"[..]));
 /// # Ok::<(), popen::RunError>(())
 /// ```
-pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<CompletedProcess, RunError> {
+pub fn run(
+    mut cmd: impl BorrowMut<Command>,
+    opts: &RunOptions<'_>,
+) -> Result<CompletedProcess, RunError> {
+    let cmd = cmd.borrow_mut();
     let mut child = {
         let stdin = opts
             .input
@@ -324,7 +331,7 @@ pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<CompletedProcess,
 /// assert_eq!(status.code(), Some(1));
 /// # Ok::<(), popen::RunError>(())
 /// ```
-pub fn call(cmd: &mut Command) -> Result<ExitStatus, RunError> {
+pub fn call(cmd: impl BorrowMut<Command>) -> Result<ExitStatus, RunError> {
     Ok(run(cmd, &RunOptions::new())?.status)
 }
 
@@ -344,7 +351,7 @@ pub fn call(cmd: &mut Command) -> Result<ExitStatus, RunError> {
 /// assert!(matches!(err, RunError::Failed(e) if e.returncode() == 2));
 /// # Ok::<(), popen::RunError>(())
 /// ```
-pub fn check_call(cmd: &mut Command) -> Result<(), RunError> {
+pub fn check_call(cmd: impl BorrowMut<Command>) -> Result<(), RunError> {
     run(cmd, &RunOptions::new().check()).map(drop)
 }
 
@@ -363,7 +370,7 @@ pub fn check_call(cmd: &mut Command) -> Result<(), RunError> {
 /// assert_eq!(out, b"hi\n");
 /// # Ok::<(), popen::RunError>(())
 /// ```
-pub fn check_output(cmd: &mut Command) -> Result<Vec<u8>, RunError> {
+pub fn check_output(cmd: impl BorrowMut<Command>) -> Result<Vec<u8>, RunError> {
     Ok(run(cmd, &RunOptions::new().capture_stdout().check())?.stdout)
 }
 
@@ -387,7 +394,7 @@ pub fn check_output(cmd: &mut Command) -> Result<Vec<u8>, RunError> {
 pub fn getstatusoutput(cmd: impl AsRef<OsStr>) -> Result<(i32, String), RunError> {
     let mut shell = Command::shell(cmd);
     shell.stderr(Stdio::same_as_stdout());
-    let done = run(&mut shell, &RunOptions::new().capture_stdout())?;
+    let done = run(shell, &RunOptions::new().capture_stdout())?;
     let mut text = Text::strict()
         .universal_newlines(true)
         .decode_vec(done.stdout, Stream::Stdout)?;

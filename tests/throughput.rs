@@ -1,0 +1,124 @@
+//! Capture throughput, measured (not asserted) next to `std::process` in the same run:
+//!
+//! ```text
+//! cargo test --release --test throughput -- --ignored --nocapture
+//! ```
+
+use popen::{Command, RunOptions};
+use std::io::{Read, Write};
+use std::time::Instant;
+
+const MIB: usize = 1 << 20;
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn mb_per_s(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+/// Runs `f` `rounds` times and prints the median and range in MB/s.
+fn measure(name: &str, bytes: usize, rounds: usize, mut f: impl FnMut() -> usize) -> f64 {
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let got = f();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(got, bytes, "{name}: byte count");
+        rates.push(mb_per_s(bytes, secs));
+    }
+    let (lo, hi) = (
+        rates.iter().copied().fold(f64::MAX, f64::min),
+        rates.iter().copied().fold(0.0, f64::max),
+    );
+    let med = median(rates);
+    println!("{name:<40} {med:>7.0} MB/s  [{lo:.0}–{hi:.0}]");
+    med
+}
+
+#[test]
+#[ignore = "a measurement: run in release mode with --ignored --nocapture"]
+fn capture_throughput() {
+    let rounds = 5;
+    let size = 512 * MIB;
+    let path = std::env::temp_dir().join(format!("popen-throughput-{}", std::process::id()));
+    let path = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::Path::new("/dev/shm").join(path.file_name().unwrap())
+    } else {
+        path
+    };
+    std::fs::write(&path, noise(size)).unwrap();
+
+    println!(
+        "capture of {} MiB from `cat FILE` ({}):",
+        size / MIB,
+        path.display()
+    );
+    for _ in 0..2 {
+        measure("popen run(capture_output)", size, rounds, || {
+            popen::run(
+                Command::new("cat").arg(&path),
+                &RunOptions::new().capture_output(),
+            )
+            .unwrap()
+            .stdout
+            .len()
+        });
+        measure("std Command::output", size, rounds, || {
+            std::process::Command::new("cat")
+                .arg(&path)
+                .output()
+                .unwrap()
+                .stdout
+                .len()
+        });
+    }
+    std::fs::remove_file(&path).unwrap();
+
+    let size = 256 * MIB;
+    let input = noise(size);
+    println!("{} MiB into `cat` and back:", size / MIB);
+    for _ in 0..2 {
+        measure("popen run(input, capture_stdout)", size, rounds, || {
+            popen::run(
+                &mut Command::new("cat"),
+                &RunOptions::new().input(&input[..]).capture_stdout(),
+            )
+            .unwrap()
+            .stdout
+            .len()
+        });
+        measure("std writer thread + read_to_end", size, rounds, || {
+            let mut child = std::process::Command::new("cat")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let mut out = Vec::new();
+            let input = &input;
+            std::thread::scope(|s| {
+                // The thread owns stdin, so cat sees end of file when it is done.
+                s.spawn(move || stdin.write_all(input).unwrap());
+                child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+            });
+            child.wait().unwrap();
+            out.len()
+        });
+    }
+}
