@@ -90,18 +90,41 @@ where
 }
 
 pub(crate) fn check(cmd: &Command, prep: &Prepared) -> Result<(), SpawnError> {
-    if !ANY.load(Ordering::Acquire) {
+    if !enabled() {
         return Ok(());
     }
-    let hooks: Vec<Hook> = HOOKS.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let event = AuditEvent {
+    check_event(&AuditEvent {
         executable: prep.program_path(),
         args: &cmd.argv,
         cwd: prep.cwd_path(),
         env: prep.envp.as_ref().map(|e| e.strings()),
-    };
+    })
+}
+
+/// Whether any hook is installed (so an event is worth building).
+pub(crate) fn enabled() -> bool {
+    ANY.load(Ordering::Acquire)
+}
+
+/// Calls every hook with the event for a spawn that has no [`Command`] (the posix_spawn layer).
+pub(crate) fn check_raw(
+    executable: &OsStr,
+    args: &[OsString],
+    cwd: Option<&OsStr>,
+    env: Option<&[CString]>,
+) -> Result<(), SpawnError> {
+    check_event(&AuditEvent {
+        executable,
+        args,
+        cwd,
+        env,
+    })
+}
+
+fn check_event(event: &AuditEvent<'_>) -> Result<(), SpawnError> {
+    let hooks: Vec<Hook> = HOOKS.read().unwrap_or_else(|p| p.into_inner()).clone();
     for hook in hooks {
-        hook(&event).map_err(|e| SpawnError::new(Step::Audit, e))?;
+        hook(event).map_err(|e| SpawnError::new(Step::Audit, e))?;
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ mod ext;
 mod file_actions;
 mod raw;
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -47,6 +47,7 @@ pub use ext::Extension;
 pub use file_actions::{FileAction, FileActions};
 pub(crate) use raw::{environ, spawn_raw};
 
+use crate::audit;
 use crate::error::{SpawnError, Step};
 use crate::popen::Popen;
 use crate::reaper;
@@ -165,6 +166,14 @@ fn start<S: AsRef<OsStr>>(
     let c_env = env
         .map(|e| cstring_array("environment entry", e))
         .transpose()?;
+    if audit::enabled() {
+        let args: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
+        let cwd = actions.actions().iter().rev().find_map(|a| match a {
+            FileAction::Chdir(dir) => Some(OsStr::from_bytes(dir.to_bytes())),
+            _ => None,
+        });
+        audit::check_raw(program, &args, cwd, c_env.as_ref().map(|e| e.strings()))?;
+    }
     let envp = c_env.as_ref().map_or_else(environ, |e| e.as_ptr());
     // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
     // (or the C library, for environ) keep alive during the call.

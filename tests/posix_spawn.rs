@@ -678,3 +678,40 @@ fn the_wrappers_are_send_and_sync() {
     assert_send_sync::<FileActions>();
     assert_send_sync::<SpawnAttr>();
 }
+
+#[test]
+fn audit_hooks_see_posix_spawn_layer_spawns() {
+    // Runs alone in a fresh process: audit hooks are process-wide.
+    const NAME: &str = "audit_hooks_see_posix_spawn_layer_spawns";
+    if std::env::var("POPEN_TEST_SCENARIO").as_deref() != Ok(NAME) {
+        let status = popen::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--test-threads=1"])
+            .env("POPEN_TEST_SCENARIO", NAME)
+            .spawn()
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(status.success(), "{status}");
+        return;
+    }
+    popen::add_audit_hook(|event| {
+        assert_eq!(event.cwd(), Some(std::ffi::OsStr::new("/")));
+        if event.args().get(1).is_some_and(|a| a == "refuse-me") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "no",
+            ));
+        }
+        Ok(())
+    });
+    let mut actions = popen::posix_spawn::FileActions::new().unwrap();
+    actions.chdir(c"/").unwrap();
+    let attr = popen::posix_spawn::SpawnAttr::new().unwrap();
+    let child =
+        popen::posix_spawn::spawn("/bin/true", &["true", "fine"], None, &actions, &attr).unwrap();
+    assert!(child.wait().unwrap().success());
+    let err = popen::posix_spawn::spawn("/bin/true", &["true", "refuse-me"], None, &actions, &attr)
+        .unwrap_err();
+    assert_eq!(err.step(), popen::Step::Audit);
+    std::process::exit(0);
+}
