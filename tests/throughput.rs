@@ -51,6 +51,42 @@ fn measure(name: &str, bytes: usize, rounds: usize, mut f: impl FnMut() -> usize
     med
 }
 
+/// The floor the anchors measured: std spawn with our own pipe, grown to 1 MiB, read 1 MiB at
+/// a time into the spare capacity of a vector.
+fn raw_read(cmd: &mut std::process::Command) -> usize {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array with two new descriptors we then own.
+    let (r, w) = unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    let mut child = cmd.stdout(w).spawn().unwrap();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        buf.reserve(1 << 20);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: reads into the vector's spare capacity, then marks what was read as set.
+        let n = unsafe {
+            libc::read(
+                r.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len().min(1 << 20),
+            )
+        };
+        assert!(n >= 0);
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel initialised `n` more bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+    }
+    child.wait().unwrap();
+    buf.len()
+}
+
 #[test]
 #[ignore = "a measurement: run in release mode with --ignored --nocapture"]
 fn capture_throughput() {
@@ -78,6 +114,9 @@ fn capture_throughput() {
             .unwrap()
             .stdout
             .len()
+        });
+        measure("raw 1 MiB read loop, 1 MiB pipe", size, rounds, || {
+            raw_read(std::process::Command::new("cat").arg(&path))
         });
         measure("std Command::output", size, rounds, || {
             std::process::Command::new("cat")
