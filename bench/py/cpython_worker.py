@@ -65,6 +65,7 @@ def spawn_batch(req):
         except Exception as e:  # reported to the benchmark, which fails the variant
             errors.append(repr(e))
 
+    cpu0, _ = rusage()
     start = monotonic_ns()
     deadline = start + int(secs * 1e9)
     if threads == 1:
@@ -76,9 +77,15 @@ def spawn_batch(req):
         for t in ts:
             t.join()
     elapsed = (monotonic_ns() - start) / 1e9
+    cpu1, _ = rusage()
     if errors:
         raise RuntimeError(errors[0])
-    return {"count": sum(counts), "secs": elapsed, "path": "vfork (_posixsubprocess)"}
+    return {
+        "count": sum(counts),
+        "secs": elapsed,
+        "cpu_ns": cpu1 - cpu0,
+        "path": "vfork (_posixsubprocess)",
+    }
 
 
 def capture(req):

@@ -77,20 +77,20 @@ impl Config {
             quick: false,
             out_dir: bench_dir().join("results"),
             rss_levels: vec![0, 1024, 8192],
-            batches: 6,
-            spawn_secs: 0.5,
+            batches: 12,
+            spawn_secs: 0.25,
             warm_secs: 0.15,
             min_iters: 3,
             capture_bytes: 512 << 20,
             duplex_bytes: 256 << 20,
-            io_batches: 5,
+            io_batches: 7,
             latency_reps: 10,
             latency_sleep_ms: 200,
             cpu_reps: 3,
             cpu_sleep_ms: 2000,
             many_n: 1000,
             many_sleep: "1",
-            many_runs: 3,
+            many_runs: 5,
             only: None,
         }
     }
@@ -304,7 +304,13 @@ impl Run {
         let record = |r: &Value| {
             let count = r["count"].as_f64().unwrap_or(0.0);
             let secs = r["secs"].as_f64().unwrap_or(f64::NAN);
-            vec![("rate", count / secs), ("count", count), ("secs", secs)]
+            let cpu_ns = r["cpu_ns"].as_f64().unwrap_or(f64::NAN);
+            vec![
+                ("rate", count / secs),
+                ("count", count),
+                ("secs", secs),
+                ("cpu_us_per_spawn", cpu_ns / 1e3 / count),
+            ]
         };
         let scenarios: Vec<_> = SPAWN_SCENARIOS
             .iter()

@@ -219,7 +219,8 @@ impl Report<'_> {
             .unwrap_or(0);
         let _ = writeln!(
             out,
-            "\n### {title}\n\nspawns/s, median [min–max] of {batches} batches; × raw = median / median of the raw loop at the same size.\n"
+            "\n### {title}\n\nspawns/s, median [min–max] of {batches} batches; × raw = median / median of the raw loop at the same size. \
+             CPU µs/spawn = CPU time of the spawning process (all its threads, not the children) per spawn, median.\n"
         );
         let mut head = "| variant | path |".to_string();
         let mut rule = "|---|---|".to_string();
@@ -228,8 +229,13 @@ impl Report<'_> {
             rule.push_str("---:|---:|");
         }
         let last = *self.rss_levels.last().unwrap_or(&0);
-        let _ = write!(head, " {} / 0 |", fmt_rss(last));
-        rule.push_str("---:|");
+        let _ = write!(
+            head,
+            " {} / 0 | CPU µs/spawn, RSS {} |",
+            fmt_rss(last),
+            fmt_rss(self.rss_levels[0])
+        );
+        rule.push_str("---:|---:|");
         let _ = writeln!(out, "{head}\n{rule}");
         for v in VARIANTS {
             let path = s.path(key, self.rss_levels[0], v).unwrap_or("—");
@@ -245,7 +251,13 @@ impl Report<'_> {
                 );
             }
             let slow = s.median(key, last, v).zip(s.median(key, 0, v));
-            let _ = writeln!(out, " {} |", fmt_ratio(slow.map(|(a, b)| a / b)));
+            let cpu = s.stats(key, self.rss_levels[0], v, "cpu_us_per_spawn");
+            let _ = writeln!(
+                out,
+                " {} | {} |",
+                fmt_ratio(slow.map(|(a, b)| a / b)),
+                cpu.map_or("—".into(), |c| format!("{:.1}", c.median))
+            );
         }
     }
 

@@ -149,16 +149,26 @@ pub fn spawn_wait(v: Variant, opts: Opts, prep: &Prepared) -> io::Result<&'stati
     }
 }
 
+/// What one spawn batch did.
+pub struct Batch {
+    pub count: u64,
+    pub secs: f64,
+    /// CPU time of this process (every thread, not the children) during the batch.
+    pub cpu_ns: u64,
+    pub path: &'static str,
+}
+
 /// Scenarios 1–3: spawn + wait in a loop from `threads` threads, each until `secs` have passed
-/// and it has done at least `min_iters`. Returns (spawns, seconds, path).
+/// and it has done at least `min_iters`.
 pub fn spawn_batch(
     v: Variant,
     opts: Opts,
     threads: usize,
     secs: f64,
     min_iters: u64,
-) -> io::Result<(u64, f64, &'static str)> {
+) -> io::Result<Batch> {
     let prep = prepare_spawn(v, opts)?;
+    let cpu0 = raw::rusage_self().0;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let one = |prep: &Prepared| -> io::Result<(u64, &'static str)> {
@@ -182,6 +192,7 @@ pub fn spawn_batch(
         })
     };
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_ns = raw::rusage_self().0 - cpu0;
     let mut total = 0;
     let mut path = "";
     for r in results {
@@ -189,7 +200,12 @@ pub fn spawn_batch(
         total += n;
         path = p;
     }
-    Ok((total, elapsed, path))
+    Ok(Batch {
+        count: total,
+        secs: elapsed,
+        cpu_ns,
+        path,
+    })
 }
 
 /// Scenario 4a: the whole stdout of `cat FILE`. Returns the bytes captured.

@@ -87,14 +87,14 @@ fn handle(state: &mut State, req: &Value) -> io::Result<Value> {
                 "full" => Opts::Full,
                 _ => Opts::Default,
             };
-            let (count, secs, path) = variants::spawn_batch(
+            let b = variants::spawn_batch(
                 v,
                 opts,
                 num_field(req, "threads")? as usize,
                 num_field(req, "secs")?,
                 num_field(req, "min_iters")? as u64,
             )?;
-            json!({"count": count, "secs": secs, "path": path})
+            json!({"count": b.count, "secs": b.secs, "cpu_ns": b.cpu_ns, "path": b.path})
         }
         "capture" => {
             let start = std::time::Instant::now();
