@@ -67,8 +67,8 @@ impl CaptureLimit {
 }
 
 /// How [`Popen::communicate`] and [`Popen::lines`] capture: caps, tee, pipe size, and what
-/// happens to the child on timeout. Set with [`Popen::capture_options`]; [`RunOptions`]
-/// (crate::RunOptions) has the same settings.
+/// happens to the child on timeout. Set with [`Popen::capture_options`];
+/// [`RunOptions`](crate::RunOptions) has the same settings.
 ///
 /// # Examples
 ///
@@ -188,8 +188,10 @@ impl Capture {
         self.buf.len() - self.taken
     }
 
-    fn copy(&self) -> Vec<u8> {
-        self.buf[self.taken..].to_vec()
+    /// A copy of the bytes not yet handed out, at most `max` of them.
+    pub(crate) fn copy(&self, max: Option<usize>) -> Vec<u8> {
+        let end = max.map_or(self.buf.len(), |m| self.buf.len().min(self.taken + m));
+        self.buf[self.taken..end].to_vec()
     }
 
     fn take(&mut self) -> Vec<u8> {
@@ -413,11 +415,7 @@ impl Popen {
                 None
             }
         };
-        let [stdout, stderr] = match status {
-            // The child is gone: the output can be moved out.
-            Some(_) => [st.out[0].take(), st.out[1].take()],
-            None => [st.out[0].copy(), st.out[1].copy()],
-        };
+        let [stdout, stderr] = st.partial(over, status.is_some());
         let status = status.flatten();
         let args = self.args().to_vec();
         Err(match over {
@@ -537,10 +535,6 @@ impl Popen {
                     return Ok(Pumped::Done);
                 }
             }
-            // Checked on every turn, so that a child that never stops writing still times out.
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(Pumped::TimedOut);
-            }
             let mut fds = [libc::pollfd {
                 fd: -1,
                 events: 0,
@@ -563,6 +557,10 @@ impl Popen {
             }
             if n == 0 {
                 return Ok(Pumped::Done);
+            }
+            // Checked on every turn, so that a child that never stops writing still times out.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Pumped::TimedOut);
             }
             if sys::poll::poll(&mut fds[..n], deadline)? == 0 {
                 return Ok(Pumped::TimedOut);
@@ -666,7 +664,8 @@ impl Popen {
                 cap.dropped += n as u64;
             } else if let Some(CaptureLimit::Error(max)) = limit {
                 if cap.held() > max {
-                    cap.buf.truncate(cap.taken + max);
+                    // The byte past the cap is kept, not lost, in case the caller raises the
+                    // cap and resumes; errors show only the bytes within the cap.
                     return Ok(Some(s));
                 }
             }
@@ -683,6 +682,26 @@ impl Popen {
 }
 
 impl CommState {
+    /// The output for an error: the bytes not yet handed out, the stream `over` its error cap
+    /// cut at the cap. Moved out when the child is gone (`done`), else copied, so that a
+    /// resumed call still has them.
+    pub(crate) fn partial(&mut self, over: Option<Stream>, done: bool) -> [Vec<u8>; 2] {
+        STREAMS.map(|s| {
+            let max = over
+                .filter(|&o| o == s)
+                .and_then(|o| self.opts.limit(o))
+                .map(CaptureLimit::bytes);
+            let cap = &mut self.out[index(s)];
+            if !done {
+                return cap.copy(max);
+            }
+            if let Some(max) = max {
+                cap.buf.truncate(cap.buf.len().min(cap.taken + max));
+            }
+            cap.take()
+        })
+    }
+
     /// The final output: everything not yet handed out.
     fn output(&mut self, status: ExitStatus) -> Output {
         Output {

@@ -146,23 +146,25 @@ impl<'a> Lines<'a> {
             {
                 Ok(Pumped::Done) => {}
                 Ok(Pumped::TimedOut) => {
+                    let [stdout, stderr] = st.partial(None, false);
                     return Some(Err(CommunicateError::Timeout(TimeoutExpired {
                         args: self.popen.args().to_vec(),
                         timeout: self.timeout,
-                        stdout: st.out[0].buf[st.out[0].taken..].to_vec(),
-                        stderr: st.out[1].buf.clone(),
+                        stdout,
+                        stderr,
                         status: None,
-                    })))
+                    })));
                 }
                 Ok(Pumped::Over(stream)) => {
+                    let [stdout, stderr] = st.partial(Some(stream), false);
                     return Some(Err(CommunicateError::LimitExceeded(LimitExceeded {
                         args: self.popen.args().to_vec(),
                         stream,
                         limit: st.opts.limit(stream).map_or(0, CaptureLimit::bytes),
-                        stdout: st.out[0].buf[st.out[0].taken..].to_vec(),
-                        stderr: st.out[1].buf.clone(),
+                        stdout,
+                        stderr,
                         status: None,
-                    })))
+                    })));
                 }
                 Err(e) => return Some(Err(CommunicateError::Io(e))),
             }
@@ -226,8 +228,10 @@ impl Drop for Lines<'_> {
     fn drop(&mut self) {
         if let Some(st) = self.st.take() {
             self.popen.comm = Some(st);
-            // Give the pipes back as they were found.
+            // Give the read ends back in blocking mode; stdin was never touched.
+            let stdin = self.popen.stdin.take();
             self.popen.set_pipes_nonblocking(false);
+            self.popen.stdin = stdin;
         }
     }
 }

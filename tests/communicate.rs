@@ -274,6 +274,28 @@ fn cap_error_mode() {
 }
 
 #[test]
+fn cap_error_then_raised_cap_resumes_without_losing_a_byte() {
+    let mut child = piped(&mut sh("seq 1 100000"));
+    let err = child
+        .capture_options(CaptureOptions::new().stdout_limit(CaptureLimit::Error(1000)))
+        .communicate(None, None)
+        .unwrap_err();
+    let CommunicateError::LimitExceeded(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.stdout.len(), 1000);
+    // Hitting the cap again shows the same bytes.
+    let again = child.communicate(None, None).unwrap_err();
+    assert_eq!(again.stdout(), &e.stdout[..]);
+    let out = child
+        .capture_options(CaptureOptions::new())
+        .communicate(None, None)
+        .unwrap();
+    let want: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    assert_same(&out.stdout, want.as_bytes(), "stdout after raising the cap");
+}
+
+#[test]
 fn cap_truncate_mode() {
     let mut child = piped(&mut sh(
         "head -c 5000000 /dev/zero; head -c 300 /dev/zero >&2; exit 4",
