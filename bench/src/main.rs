@@ -515,9 +515,61 @@ fn missing(samples: &Samples, cfg: &Config) -> Vec<String> {
     out
 }
 
+/// Writes the tables, the JSON and the plot again from a results.json of an earlier run, and
+/// prints the tables and target lines.
+fn report_again(path: &Path, out: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut samples = Samples::default();
+    for s in v["samples"].as_array().ok_or("no samples")? {
+        samples.push(Sample {
+            scenario: s["scenario"].as_str().unwrap_or_default().to_string(),
+            rss_mib: s["rss_mib"].as_u64().unwrap_or(0) as usize,
+            variant: s["variant"].as_str().unwrap_or_default().to_string(),
+            batch: s["batch"].as_u64().unwrap_or(0) as usize,
+            metrics: s["metrics"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, x)| (k.clone(), x.as_f64().unwrap_or(f64::NAN)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            path: s["path"].as_str().map(str::to_string),
+        });
+    }
+    let levels: Vec<usize> = v["rss_levels_mib"]
+        .as_array()
+        .ok_or("no rss_levels_mib")?
+        .iter()
+        .filter_map(|x| x.as_u64().map(|n| n as usize))
+        .collect();
+    let failures: Vec<String> = v["failures"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rep = report::Report {
+        samples: &samples,
+        machine: v["machine"].as_str().unwrap_or("?"),
+        date: v["date"].as_str().unwrap_or("?"),
+        quick: v["mode"] == "quick",
+        wall: Duration::from_secs_f64(v["wall_secs"].as_f64().unwrap_or(0.0)),
+        rss_levels: &levels,
+        failures: &failures,
+    };
+    rep.write(out).map_err(|e| e.to_string())?;
+    print!("{}", rep.markdown());
+    Ok(())
+}
+
 fn usage() -> ! {
     eprintln!(
         "usage: popen-bench [--quick] [--only SCENARIO,...] [--rss MIB,...] [--batches N] [--out DIR]\n\
+         \x20      popen-bench --report RESULTS.json [--out DIR]   (tables and plot again)\n\
          scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many"
     );
     std::process::exit(2)
@@ -532,6 +584,18 @@ fn main() {
         };
         if let Err(e) = worker::run(rss) {
             eprintln!("worker: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--report") {
+        let path = PathBuf::from(args.get(i + 1).unwrap_or_else(|| usage()));
+        let out = match args.iter().position(|a| a == "--out") {
+            Some(j) => PathBuf::from(args.get(j + 1).unwrap_or_else(|| usage())),
+            None => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        };
+        if let Err(e) = report_again(&path, &out) {
+            eprintln!("{}: {e}", path.display());
             std::process::exit(1);
         }
         return;

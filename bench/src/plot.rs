@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -40,38 +42,37 @@ const COLORS: [RGBColor; 9] = [
 /// One panel's lines: variant name and its (GiB, spawns/s) points.
 type Lines<'a> = Vec<(&'a str, Vec<(f64, f64)>)>;
 
-/// Writes the plot to `path`.
+/// Writes the plot to `path`: spawn rate (log scale) for the default options and for
+/// close_fds + cwd + session, then a linear close-up of the default options without the
+/// variants that fork.
 pub fn spawn_rate(path: &Path, s: &Samples, levels: &[usize]) -> Result<(), String> {
     register_font()?;
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    let panels = [
-        ("spawn", "spawn + wait /bin/true, default options"),
-        ("spawn_full", "close_fds + cwd + new session"),
-    ];
-    let series: Vec<Lines<'_>> = panels
+    let lines = |key: &str| -> Lines<'static> {
+        VARIANTS
+            .iter()
+            .map(|&v| (v, spawn_medians(s, key, levels, v)))
+            .collect()
+    };
+    let default = lines("spawn");
+    // The close-up keeps the variants whose rate holds up with memory (no fork).
+    let flat: Lines<'static> = default
         .iter()
-        .map(|(key, _)| {
-            VARIANTS
-                .iter()
-                .map(|&v| (v, spawn_medians(s, key, levels, v)))
-                .collect()
+        .filter(|(_, p)| {
+            let first = p.first().map_or(0.0, |x| x.1);
+            p.iter().all(|x| x.1 >= first * 0.5)
         })
+        .cloned()
         .collect();
-    let all = series.iter().flatten().flat_map(|(_, p)| p.iter());
-    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
-    for &(_, y) in all {
-        lo = lo.min(y);
-        hi = hi.max(y);
-    }
-    if lo > hi {
-        lo = 1.0;
-        hi = 10.0;
-    }
-    let (lo, hi) = ((lo / 1.6).max(0.1), hi * 1.6);
+    let panels = [
+        ("spawn + wait /bin/true, default options", default, true),
+        ("close_fds + cwd + new session", lines("spawn_full"), true),
+        ("default options, without fork (linear)", flat, false),
+    ];
     let max_x = levels.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
     let x_range = -0.04 * max_x.max(0.01)..max_x.max(0.01) * 1.04;
 
-    let root = BitMapBackend::new(path, (1500, 650)).into_drawing_area();
+    let root = BitMapBackend::new(path, (2100, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let root = root
         .titled(
@@ -79,51 +80,86 @@ pub fn spawn_rate(path: &Path, s: &Samples, levels: &[usize]) -> Result<(), Stri
             ("sans-serif", 26),
         )
         .map_err(|x| e(&x))?;
-    let areas = root.split_evenly((1, 2));
-    for ((area, (_, title)), lines) in areas.iter().zip(panels.iter()).zip(series.iter()) {
-        let mut chart = ChartBuilder::on(area)
+    let areas = root.split_evenly((1, 3));
+    for (area, (title, lines, log)) in areas.iter().zip(panels.iter()) {
+        let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+        for &(_, y) in lines.iter().flat_map(|(_, p)| p.iter()) {
+            lo = lo.min(y);
+            hi = hi.max(y);
+        }
+        if lo > hi {
+            (lo, hi) = (1.0, 10.0);
+        }
+        let mut builder = ChartBuilder::on(area);
+        builder
             .caption(*title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_range.clone(), (lo..hi).log_scale())
-            .map_err(|x| e(&x))?;
-        chart
-            .configure_mesh()
-            .x_desc("parent RSS (GiB), allocated and touched")
-            .y_desc("spawns/s (log scale)")
-            .x_label_formatter(&|x| format!("{x:.1}"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .draw()
-            .map_err(|x| e(&x))?;
-        for (i, (name, pts)) in lines.iter().enumerate() {
-            if pts.is_empty() {
-                continue;
-            }
-            let color = COLORS[i % COLORS.len()];
-            let width = if name.starts_with("popen") { 3 } else { 2 };
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))
-                .map_err(|x| e(&x))?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .y_label_area_size(70);
+        let legend = SeriesLabelPosition::Coordinate(330, 150);
+        if *log {
+            let mut chart = builder
+                .build_cartesian_2d(x_range.clone(), ((lo / 1.6).max(0.1)..hi * 1.6).log_scale())
                 .map_err(|x| e(&x))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
+            draw(&mut chart, lines, "spawns/s (log scale)", legend).map_err(|x| e(&x))?;
+        } else {
+            let pad = (hi - lo).max(1.0) * 0.15;
+            let mut chart = builder
+                .build_cartesian_2d(x_range.clone(), (lo - pad).max(0.0)..hi + pad)
+                .map_err(|x| e(&x))?;
+            draw(
+                &mut chart,
+                lines,
+                "spawns/s",
+                SeriesLabelPosition::LowerRight,
+            )
             .map_err(|x| e(&x))?;
+        }
     }
     root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// Draws the mesh, one line with points per variant, and the legend.
+fn draw<'a, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    lines: &Lines<'_>,
+    y_desc: &str,
+    legend: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("parent RSS (GiB), allocated and touched")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.1}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()?;
+    for (name, pts) in lines.iter() {
+        if pts.is_empty() {
+            continue;
+        }
+        let i = VARIANTS.iter().position(|v| v == name).unwrap_or(0);
+        let color = COLORS[i % COLORS.len()];
+        let width = if name.starts_with("popen") { 3 } else { 2 };
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
