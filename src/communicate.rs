@@ -154,6 +154,28 @@ impl CaptureOptions {
     /// the child's own group, keeps running, and sees a closed pipe when it next writes.
     /// Reaping the killed child is given at least 50 ms. Default: off (CPython's
     /// `communicate`, which leaves the child running).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{CaptureOptions, Command, CommunicateError, Stdio};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// // The background `sleep` keeps stdout open long after the shell is killed.
+    /// let mut child = Command::shell("sleep 5 & echo hi; exec sleep 30")
+    ///     .stdout(Stdio::piped())
+    ///     .spawn()?;
+    /// let started = Instant::now();
+    /// let err = child
+    ///     .capture_options(CaptureOptions::new().kill_on_timeout(Some(Duration::from_millis(100))))
+    ///     .communicate(None, Some(Duration::from_millis(300)))
+    ///     .unwrap_err();
+    /// assert!(started.elapsed() < Duration::from_secs(10));
+    /// let CommunicateError::Timeout(t) = err else { panic!("{err}") };
+    /// assert_eq!(t.stdout, b"hi\n");
+    /// assert_eq!(t.status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kill_on_timeout(mut self, grace: Option<Duration>) -> CaptureOptions {
         self.kill_on_timeout = grace;
         self

@@ -100,6 +100,22 @@ impl<'a> Lines<'a> {
     /// it expires, the iterator yields an error of kind `TimedOut` (the child is left running,
     /// unless [`CaptureOptions::kill_on_timeout`](crate::CaptureOptions::kill_on_timeout) is
     /// set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// let mut child = Command::shell("echo first; exec sleep 10").stdout(Stdio::piped()).spawn()?;
+    /// let mut lines = child.lines().timeout(Duration::from_millis(300));
+    /// assert_eq!(lines.next().unwrap()?, "first");
+    /// assert_eq!(lines.next().unwrap().unwrap_err().kind(), ErrorKind::TimedOut);
+    /// drop(lines);
+    /// child.kill()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Lines<'a> {
         self.deadline = Instant::now().checked_add(timeout);
         self.timeout = timeout;
@@ -107,6 +123,21 @@ impl<'a> Lines<'a> {
     }
 
     /// The stderr captured so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let mut child = Command::shell("echo warn >&2; sleep 0.1; echo out")
+    ///     .stdout(Stdio::piped())
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let mut lines = child.lines();
+    /// assert_eq!(lines.next().unwrap()?, "out");
+    /// assert_eq!(lines.stderr(), b"warn\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stderr(&self) -> &[u8] {
         self.st.as_ref().map_or(&[], |st| &st.out[1].buf[..])
     }
@@ -117,6 +148,18 @@ impl<'a> Lines<'a> {
     ///
     /// As [`Popen::communicate`]: a timeout, an exceeded cap (both carrying the bytes not yet
     /// handed out), or a failing system call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let mut child = Command::new("printf").arg("\\377\\n").stdout(Stdio::piped()).spawn()?;
+    /// let mut lines = child.lines();
+    /// assert_eq!(lines.next_bytes().unwrap()?, b"\xff\n");
+    /// assert!(lines.next_bytes().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_bytes(&mut self) -> Option<Result<Vec<u8>, CommunicateError>> {
         if let Some(e) = self.failed.take() {
             return Some(Err(CommunicateError::Io(e)));

@@ -69,7 +69,7 @@ impl Output {
 /// use std::time::Duration;
 ///
 /// let opts = RunOptions::new().capture_output().timeout(Duration::from_millis(300));
-/// let err = popen::run(Command::shell("echo early; sleep 10"), &opts).unwrap_err();
+/// let err = popen::run(Command::shell("echo early; exec sleep 10"), &opts).unwrap_err();
 /// let RunError::Timeout(t) = err else { panic!("{err}") };
 /// assert_eq!(t.stdout, b"early\n");
 /// assert_eq!(t.status.and_then(|s| s.signal()), Some(libc::SIGKILL));
@@ -214,7 +214,7 @@ impl Error for CalledProcessError {}
 /// use popen::{CommunicateError, Command, Stdio};
 /// use std::time::Duration;
 ///
-/// let mut child = Command::shell("echo first; sleep 10")
+/// let mut child = Command::shell("echo first; exec sleep 10")
 ///     .stdout(Stdio::piped())
 ///     .spawn()?;
 /// let err = child.communicate(None, Some(Duration::from_millis(200))).unwrap_err();

@@ -102,7 +102,23 @@ impl<'a> RunOptions<'a> {
     }
 
     /// How long to wait for the pipes' end of file after killing a child that timed out or
-    /// exceeded an error cap (default [`DEFAULT_GRACE_PERIOD`], 250 ms).
+    /// exceeded an error cap (default [`DEFAULT_GRACE_PERIOD`], 250 ms). See [`run`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, RunError, RunOptions};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let opts = RunOptions::new()
+    ///     .capture_output()
+    ///     .timeout(Duration::from_millis(200))
+    ///     .grace_period(Duration::from_millis(50));
+    /// let started = Instant::now();
+    /// let err = popen::run(Command::shell("sleep 5 & echo hi; exec sleep 30"), &opts).unwrap_err();
+    /// assert!(matches!(err, RunError::Timeout(t) if t.stdout == b"hi\n"));
+    /// assert!(started.elapsed() < Duration::from_secs(10));
+    /// ```
     pub fn grace_period(mut self, grace: Duration) -> RunOptions<'a> {
         self.grace = grace;
         self

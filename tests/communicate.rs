@@ -225,7 +225,7 @@ fn input_without_a_stdin_pipe_is_refused() {
 
 #[test]
 fn cap_error_mode() {
-    let mut child = piped(&mut sh("head -c 1000000 /dev/zero; sleep 30"));
+    let mut child = piped(&mut sh("head -c 1000000 /dev/zero; exec sleep 30"));
     let err = child
         .capture_options(CaptureOptions::new().stdout_limit(CaptureLimit::Error(1000)))
         .communicate(None, Some(Duration::from_secs(20)))
@@ -255,7 +255,9 @@ fn cap_error_mode() {
     assert_eq!((out.stdout.len(), &out.stderr[..]), (1000, &b"12345"[..]));
 
     // With kill on timeout, the cap also kills, and the other stream is kept.
-    let mut child = piped(&mut sh("echo err >&2; head -c 1000000 /dev/zero; sleep 30"));
+    let mut child = piped(&mut sh(
+        "echo err >&2; head -c 1000000 /dev/zero; exec sleep 30",
+    ));
     let err = child
         .capture_options(
             CaptureOptions::new()
@@ -316,7 +318,8 @@ fn cap_truncate_mode() {
 
 #[test]
 fn pipes_are_grown_and_left_blocking_after_a_timeout() {
-    let mut child = Command::shell("sleep 5")
+    let mut child = Command::new("sleep")
+        .arg("5")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -395,7 +398,7 @@ fn lines_dropped_early_then_communicate_returns_the_rest() {
 
 #[test]
 fn lines_timeout() {
-    let mut child = piped(&mut sh("echo one; sleep 30"));
+    let mut child = piped(&mut sh("echo one; exec sleep 30"));
     let mut lines = child.lines().timeout(Duration::from_millis(300));
     assert_eq!(lines.next().unwrap().unwrap(), "one");
     let err = lines.next().unwrap().unwrap_err();
