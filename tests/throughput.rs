@@ -53,7 +53,7 @@ fn measure(name: &str, bytes: usize, rounds: usize, mut f: impl FnMut() -> usize
 
 /// The floor the anchors measured: std spawn with our own pipe, grown to 1 MiB, read 1 MiB at
 /// a time into the spare capacity of a vector.
-fn raw_read(cmd: &mut std::process::Command) -> usize {
+fn raw_read(path: &std::path::Path) -> usize {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the array with two new descriptors we then own.
@@ -63,7 +63,12 @@ fn raw_read(cmd: &mut std::process::Command) -> usize {
     };
     // SAFETY: fcntl on a descriptor we own.
     unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-    let mut child = cmd.stdout(w).spawn().unwrap();
+    // The command (and with it our copy of the write end) is dropped once the child runs.
+    let mut child = std::process::Command::new("cat")
+        .arg(path)
+        .stdout(w)
+        .spawn()
+        .unwrap();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         buf.reserve(1 << 20);
@@ -116,7 +121,7 @@ fn capture_throughput() {
             .len()
         });
         measure("raw 1 MiB read loop, 1 MiB pipe", size, rounds, || {
-            raw_read(std::process::Command::new("cat").arg(&path))
+            raw_read(&path)
         });
         measure("std Command::output", size, rounds, || {
             std::process::Command::new("cat")
