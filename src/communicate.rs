@@ -426,21 +426,32 @@ impl Popen {
                 return Err(e.into());
             }
         };
-        // A timeout (`over` is None) or an exceeded cap.
+        if st.opts.kill_on_timeout.is_none() {
+            // The child runs on: give the pipes back in blocking mode.
+            self.set_pipes_nonblocking(false);
+        }
+        Err(self.stopped_early(st, over, timeout))
+    }
+
+    /// The error for a timeout (`over` is `None`) or an exceeded cap: kills the child first
+    /// when the options say so, and carries the output read so far.
+    pub(crate) fn stopped_early(
+        &mut self,
+        st: &mut CommState,
+        over: Option<Stream>,
+        timeout: Duration,
+    ) -> CommunicateError {
         let status = match st.opts.kill_on_timeout {
-            Some(grace) => Some(
-                self.kill_and_drain(st, grace)
-                    .map_err(CommunicateError::Io)?,
-            ),
-            None => {
-                self.set_pipes_nonblocking(false);
-                None
-            }
+            Some(grace) => match self.kill_and_drain(st, grace) {
+                Ok(status) => Some(status),
+                Err(e) => return CommunicateError::Io(e),
+            },
+            None => None,
         };
         let [stdout, stderr] = st.partial(over, status.is_some());
         let status = status.flatten();
         let args = self.args().to_vec();
-        Err(match over {
+        match over {
             None => CommunicateError::Timeout(TimeoutExpired {
                 args,
                 timeout,
@@ -456,7 +467,7 @@ impl Popen {
                 stderr,
                 status,
             }),
-        })
+        }
     }
 
     /// Kills the child (and its own process group), reads what the pipes still give for at

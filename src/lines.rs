@@ -4,8 +4,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::communicate::{CaptureLimit, CommState, Pumped, Stop};
-use crate::outcome::{CommunicateError, LimitExceeded, Output, TimeoutExpired};
+use crate::communicate::{CommState, Pumped, Stop};
+use crate::outcome::{CommunicateError, Output};
 use crate::popen::Popen;
 use crate::text::{DecodeError, Stream};
 
@@ -173,6 +173,8 @@ impl<'a> Lines<'a> {
     fn next_in(&mut self, st: &mut CommState) -> Option<Result<Vec<u8>, CommunicateError>> {
         loop {
             let out = &mut st.out[0];
+            // A kill on timeout moves the buffer out.
+            self.scan = self.scan.min(out.buf.len());
             if let Some(i) = out.buf[self.scan..].iter().position(|&b| b == b'\n') {
                 let end = self.scan + i + 1;
                 return Some(Ok(self.hand_out(st, end)));
@@ -189,25 +191,14 @@ impl<'a> Lines<'a> {
             {
                 Ok(Pumped::Done) => {}
                 Ok(Pumped::TimedOut) => {
-                    let [stdout, stderr] = st.partial(None, false);
-                    return Some(Err(CommunicateError::Timeout(TimeoutExpired {
-                        args: self.popen.args().to_vec(),
-                        timeout: self.timeout,
-                        stdout,
-                        stderr,
-                        status: None,
-                    })));
+                    return Some(Err(self.popen.stopped_early(st, None, self.timeout)))
                 }
                 Ok(Pumped::Over(stream)) => {
-                    let [stdout, stderr] = st.partial(Some(stream), false);
-                    return Some(Err(CommunicateError::LimitExceeded(LimitExceeded {
-                        args: self.popen.args().to_vec(),
-                        stream,
-                        limit: st.opts.limit(stream).map_or(0, CaptureLimit::bytes),
-                        stdout,
-                        stderr,
-                        status: None,
-                    })));
+                    return Some(Err(self.popen.stopped_early(
+                        st,
+                        Some(stream),
+                        self.timeout,
+                    )))
                 }
                 Err(e) => return Some(Err(CommunicateError::Io(e))),
             }

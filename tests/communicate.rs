@@ -407,6 +407,23 @@ fn lines_timeout() {
     child.kill().unwrap();
 }
 
+#[test]
+fn lines_timeout_with_kill_on_timeout() {
+    let mut child = piped(&mut sh("echo one; echo err >&2; exec sleep 30"));
+    child.capture_options(CaptureOptions::new().kill_on_timeout(Some(Duration::from_millis(100))));
+    let mut lines = child.lines().timeout(Duration::from_millis(300));
+    assert_eq!(lines.next_bytes().unwrap().unwrap(), b"one\n");
+    let err = lines.next_bytes().unwrap().unwrap_err();
+    let CommunicateError::Timeout(t) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(t.stderr, b"err\n");
+    assert_eq!(t.status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+    assert!(lines.next().is_none());
+    let out = lines.finish().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+}
+
 /// Tee: the child's output reaches this process's own stdout/stderr and is captured too. Run
 /// in a fresh copy of this test binary whose stdout and stderr the test captures.
 #[test]
