@@ -193,6 +193,11 @@ impl<'a> Lines<'a> {
                 Ok(Pumped::TimedOut) => {
                     return Some(Err(self.popen.stopped_early(st, None, self.timeout)))
                 }
+                Ok(Pumped::Over(_)) if st.out[0].buf[self.scan..].contains(&b'\n') => {
+                    // Complete lines arrived with the bytes that went over the cap: hand
+                    // them out first; the cap is reported when no whole line is left.
+                    continue;
+                }
                 Ok(Pumped::Over(stream)) => {
                     return Some(Err(self.popen.stopped_early(
                         st,

@@ -479,3 +479,22 @@ fn lines_tee_and_capture_limit_apply() {
     drop(lines);
     child.kill().unwrap();
 }
+
+#[test]
+fn lines_complete_before_the_cap_are_handed_out_first() {
+    // One write (cat of a file) holds the short line and far more than the cap after it.
+    let file = std::env::temp_dir().join(format!("popen-lines-cap-{}", std::process::id()));
+    let mut content = b"short\n".to_vec();
+    content.extend(std::iter::repeat_n(b'0', 100_000));
+    std::fs::write(&file, content).unwrap();
+    let mut child = piped(Command::new("cat").arg(&file));
+    child.capture_options(CaptureOptions::new().stdout_limit(CaptureLimit::Error(1000)));
+    let mut lines = child.lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "short");
+    let err = lines.next_bytes().unwrap().unwrap_err();
+    assert!(matches!(&err, CommunicateError::LimitExceeded(e) if e.stdout.len() == 1000));
+    drop(lines);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&file).unwrap();
+}

@@ -54,7 +54,15 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 fn write_program(path: &Path, text: &str, mode: u32) {
-    std::fs::write(path, text).unwrap();
+    // From a `cat` child, never opened for writing here: see `common::write_executable`.
+    let mut cat = popen::Command::shell("cat > \"$0\"")
+        .arg(path)
+        .stdin(popen::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(cat.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    drop(cat.stdin.take());
+    assert!(cat.wait().unwrap().success());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 

@@ -8,15 +8,13 @@ use popen::{Command, SpawnPath, Stdio, Step};
 use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 fn fixture(name: &str, content: &[u8], mode: u32) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("popen-errors-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    common::write_executable(&path, content, mode);
     path
 }
 

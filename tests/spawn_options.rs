@@ -54,8 +54,7 @@ fn shell_mode_runs_through_sh() {
 #[test]
 fn cwd_is_entered_and_relative_programs_resolve_from_it() {
     let dir = tempdir();
-    std::fs::write(dir.join("script"), "#!/bin/sh\npwd\n").unwrap();
-    set_mode(&dir.join("script"), 0o755);
+    common::write_executable(&dir.join("script"), b"#!/bin/sh\npwd\n", 0o755);
     let real = std::fs::canonicalize(&dir).unwrap();
     on_each_path(
         || {
@@ -99,8 +98,11 @@ fn env_inherit_set_remove_and_clear() {
 #[test]
 fn program_is_searched_in_the_childs_path() {
     let dir = tempdir();
-    std::fs::write(dir.join("popen-test-prog"), "#!/bin/sh\necho found\n").unwrap();
-    set_mode(&dir.join("popen-test-prog"), 0o755);
+    common::write_executable(
+        &dir.join("popen-test-prog"),
+        b"#!/bin/sh\necho found\n",
+        0o755,
+    );
     on_each_path(
         || {
             let mut c = Command::new("popen-test-prog");
@@ -619,11 +621,6 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn set_mode(path: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn rewind(file: &std::fs::File) {

@@ -111,3 +111,26 @@ pub fn run_scenario(name: &str, configure: impl FnOnce(&mut Command)) -> ExitSta
 pub fn scenario_passed() -> ! {
     std::process::exit(0)
 }
+
+/// Writes an executable fixture at `path` with `mode`, from a separate process.
+///
+/// A file this process opened for writing could be held open, for a moment, by a child that
+/// another test thread is forking; exec of that file then fails with `ETXTBSY`. Writing it
+/// from a `cat` child keeps the writable descriptor out of this process entirely.
+pub fn write_executable(path: &std::path::Path, content: &[u8], mode: u32) {
+    use std::io::Write;
+    // `sh -c CMD NAME` sets `$0` to NAME.
+    let mut cat = Command::shell("cat > \"$0\"")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start cat");
+    cat.stdin
+        .take()
+        .unwrap()
+        .write_all(content)
+        .expect("write fixture");
+    assert!(cat.wait().expect("wait cat").success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
