@@ -15,6 +15,11 @@
 //! path. The [`Popen`] handle waits on a pidfd (no busy polling), signals through it (no
 //! recycled pid is ever hit), and never leaves a zombie.
 //!
+//! On top of the handle: [`Popen::communicate`] (deadlock-free, resumable after a timeout),
+//! [`Popen::lines`], and [`run`] with [`call`], [`check_call`], [`check_output`],
+//! [`getoutput`], [`getstatusoutput`], whose timeouts always return, even when a grandchild
+//! holds the pipes. Below it, [`posix_spawn`] is a safe `posix_spawn` layer of its own.
+//!
 //! ```
 //! use popen::{Command, Stdio};
 //! use std::io::Read;
