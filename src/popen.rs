@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::reaper;
@@ -42,7 +42,11 @@ use crate::sys;
 /// ```
 pub struct Popen {
     pid: libc::pid_t,
-    pidfd: Option<OwnedFd>,
+    /// Opened on first need (a timed wait, a signal, a drop while running) under the status
+    /// lock, so never for a reaped pid; at spawn only where it comes free (`CLONE_PIDFD`).
+    /// Not opening one for every child saves a system call and keeps descriptors that every
+    /// later child would inherit and close out of the table.
+    pidfd: OnceLock<Option<OwnedFd>>,
     /// Held only for a non-blocking `waitpid` or a signal, never across a sleep, so that a
     /// reaped pid is never signalled and a poll never waits for a waiter.
     status: Mutex<Option<ExitStatus>>,
@@ -70,7 +74,9 @@ impl Popen {
     ) -> Popen {
         Popen {
             pid: started.pid,
-            pidfd: started.pidfd,
+            pidfd: started
+                .pidfd
+                .map_or_else(OnceLock::new, |fd| OnceLock::from(Some(fd))),
             status: Mutex::new(None),
             path,
             group,
@@ -88,9 +94,25 @@ impl Popen {
         self.pid
     }
 
-    /// The child's pidfd, where the kernel has them.
+    /// The child's pidfd, where the kernel has them; opened on first use. `None` once the child
+    /// was reaped without one having been opened.
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.as_ref().map(|fd| fd.as_fd())
+        let status = self.lock();
+        self.pidfd_locked(&status).map(|fd| fd.as_fd())
+    }
+
+    /// The pidfd, opening it if need be. The caller holds the status lock (`status`), so the
+    /// child cannot be reaped, and its pid recycled, before the pidfd refers to it.
+    fn pidfd_locked(&self, status: &Option<ExitStatus>) -> Option<&OwnedFd> {
+        if let Some(fd) = self.pidfd.get() {
+            return fd.as_ref();
+        }
+        if status.is_some() {
+            return None;
+        }
+        self.pidfd
+            .get_or_init(|| sys::pidfd::pidfd_open(self.pid).ok().flatten())
+            .as_ref()
     }
 
     /// The spawn path that started the child.
@@ -204,7 +226,13 @@ impl Popen {
     /// Sleeps until the child has exited (without reaping it) or `deadline` passes. Returns
     /// whether it may have exited.
     fn sleep_until_exit(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        if let Some(fd) = &self.pidfd {
+        // Without a deadline a blocking waitid needs no pidfd; with one, sleep on the pidfd.
+        let pidfd = match (self.pidfd.get(), deadline) {
+            (Some(fd), _) => fd.as_ref(),
+            (None, None) => None,
+            (None, Some(_)) => self.pidfd_locked(&self.lock()),
+        };
+        if let Some(fd) = pidfd {
             return sys::wait::poll_readable(fd.as_fd(), deadline);
         }
         match deadline {
@@ -234,14 +262,14 @@ impl Popen {
         if status.is_some() {
             return Ok(());
         }
-        if let Some(fd) = &self.pidfd {
+        if let Some(fd) = self.pidfd_locked(&status) {
             return match sys::pidfd::pidfd_send_signal(fd.as_fd(), signal) {
                 // ESRCH: the process is gone (reaped elsewhere); nothing to signal.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
                 other => other,
             };
         }
-        // The lock keeps the pid from being reaped, hence recycled, while we signal it.
+        // No pidfds: the lock keeps the pid from being reaped, hence recycled, while we signal.
         #[allow(unsafe_code)]
         // SAFETY: kill takes two integers.
         let ret = unsafe { libc::kill(self.pid, signal) };
@@ -306,7 +334,9 @@ impl Drop for Popen {
         if matches!(self.try_reap(), Ok(Some(_)) | Err(_)) {
             return;
         }
-        reaper::adopt(self.pid, self.pidfd.take());
+        // The reaper sleeps on the pidfd: open it now, while the child is surely unreaped.
+        let _ = self.pidfd_locked(&self.lock());
+        reaper::adopt(self.pid, self.pidfd.take().flatten());
     }
 }
 

@@ -53,7 +53,6 @@ use crate::popen::Popen;
 use crate::reaper;
 use crate::spawn::prepare::CStringArray;
 use crate::spawn::{SpawnPath, Started};
-use crate::sys;
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
 /// entries (`None`: this process's environment at the time of the call), after `actions`
@@ -180,13 +179,13 @@ fn start<S: AsRef<OsStr>>(
     #[allow(unsafe_code)]
     let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
     let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let pidfd = sys::pidfd::pidfd_open(pid).ok().flatten();
     let group = if attr.has_setsid() {
         Some(pid)
     } else {
         attr.pgroup().map(|g| if g == 0 { pid } else { g })
     };
-    let started = Started { pid, pidfd };
+    // The handle opens a pidfd when it first needs one.
+    let started = Started { pid, pidfd: None };
     let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
     popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
     Ok(popen)

@@ -116,13 +116,8 @@ fn finish(
     let report = errpipe::read_report(&errpipe_read);
     drop(errpipe_read);
     match report {
-        Ok(None) => {
-            let pidfd = match pidfd {
-                Some(fd) => Some(fd),
-                None => sys::pidfd::pidfd_open(pid).ok().flatten(),
-            };
-            Ok(Started { pid, pidfd })
-        }
+        // Without CLONE_PIDFD the handle opens a pidfd when it first needs one.
+        Ok(None) => Ok(Started { pid, pidfd }),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }

@@ -13,7 +13,6 @@ use super::{step_error, Started};
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::posix_spawn::{self, FileActions, SpawnAttr};
-use crate::sys;
 use crate::sys::signal::SigSet;
 
 pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
@@ -57,7 +56,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     let mut last = libc::ENOENT;
     let mut tried = false;
     for path in &prep.candidates {
-        if surely_missing(path, prep.cwd.is_some()) {
+        // With one candidate, trying it is the check; with several, skip the missing ones.
+        if prep.candidates.len() > 1 && surely_missing(path, prep.cwd.is_some()) {
             continue;
         }
         tried = true;
@@ -69,8 +69,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         };
         let errno = match result {
             Ok(pid) => {
-                let pidfd = sys::pidfd::pidfd_open(pid).ok().flatten();
-                return Ok(Started { pid, pidfd });
+                // The handle opens a pidfd when it first needs one.
+                return Ok(Started { pid, pidfd: None });
             }
             Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
         };

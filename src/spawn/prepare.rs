@@ -85,7 +85,12 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         .argv
         .iter()
         .enumerate()
-        .map(|(i, a)| cstring(&format!("argument {i}"), a))
+        .map(|(i, a)| {
+            // The label is only formatted for an error.
+            CString::new(a.as_bytes()).map_err(|_| {
+                SpawnError::invalid(format!("argument {i} contains a NUL byte: {a:?}"))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let envp = build_env(cmd)?;
     let program = cmd
