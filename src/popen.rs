@@ -184,11 +184,16 @@ impl Popen {
     ///
     /// An unexpected `poll`/`waitid` error. `EINTR` is retried.
     pub fn wait(&self) -> io::Result<ExitStatus> {
+        if let Some(s) = *self.lock() {
+            return Ok(s);
+        }
+        // Sleep first: a reap attempt before would cost a system call that almost always
+        // finds the child still running.
         loop {
+            self.sleep_until_exit(None)?;
             if let Some(s) = self.try_reap()? {
                 return Ok(s);
             }
-            self.sleep_until_exit(None)?;
         }
     }
 
