@@ -317,7 +317,7 @@ fn sequence_fast<'py>(obj: &Bound<'py, PyAny>, msg: &CStr) -> PyResult<Vec<Bound
 
 /// `PyUnicode_FSConverter`: str (encoded with the filesystem encoding), bytes or
 /// `os.PathLike`; no NUL byte.
-fn fs_convert(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+pub(crate) fn fs_convert(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let py = obj.py();
     let mut out: *mut ffi::PyObject = std::ptr::null_mut();
     // SAFETY: on success the converter stores a new reference to a bytes object in `out`.

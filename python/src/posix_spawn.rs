@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::args::fs_convert;
 use engine::posix_spawn::{self as layer, FileActions, SpawnAttr};
 use engine::SigSet;
 use pyo3::exceptions::{
@@ -557,23 +558,6 @@ fn os_error(py: Python<'_>, e: &std::io::Error, filename: Option<&Bound<'_, PyAn
         }
     }
     PyErr::fetch(py)
-}
-
-/// `PyUnicode_FSConverter`: str (encoded with the filesystem encoding), bytes or
-/// `os.PathLike`, without a NUL byte.
-fn fs_convert(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let py = obj.py();
-    let mut out: *mut ffi::PyObject = std::ptr::null_mut();
-    // SAFETY: on success the converter stores a new reference to a bytes object in `out`.
-    let ok = unsafe {
-        ffi::PyUnicode_FSConverter(obj.as_ptr(), (&mut out as *mut *mut ffi::PyObject).cast())
-    };
-    if ok == 0 {
-        return Err(PyErr::fetch(py));
-    }
-    // SAFETY: `out` holds the new reference the converter made.
-    let bytes = unsafe { Bound::from_owned_ptr(py, out) };
-    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
 /// `PyLong_AsLong`, its exception propagated.

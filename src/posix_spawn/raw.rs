@@ -62,34 +62,27 @@ pub(crate) fn environ() -> *const *const libc::c_char {
 /// Whether `path` names a regular file this process may execute (with its effective ids, as
 /// exec checks).
 pub(crate) fn is_executable_file(path: &Path) -> bool {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: faccessat only reads the NUL-terminated path.
-    let ok = unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            libc::X_OK,
-            libc::AT_EACCESS,
-        )
-    } == 0;
-    ok && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+    may_search_or_execute(path) && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 /// Whether `path` names a directory this process may enter.
 pub(crate) fn is_enterable_dir(path: &Path) -> bool {
+    may_search_or_execute(path) && std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// `faccessat(path, X_OK, AT_EACCESS)`: execute (or, for a directory, search) permission with
+/// the effective ids.
+fn may_search_or_execute(path: &Path) -> bool {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
     // SAFETY: faccessat only reads the NUL-terminated path.
-    let ok = unsafe {
+    unsafe {
         libc::faccessat(
             libc::AT_FDCWD,
             c_path.as_ptr(),
             libc::X_OK,
             libc::AT_EACCESS,
-        )
-    } == 0;
-    ok && std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+        ) == 0
+    }
 }

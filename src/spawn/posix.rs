@@ -130,21 +130,8 @@ fn surely_missing(path: &CStr, relative_to_child_cwd: bool) -> bool {
 
 /// Which setup step, rather than the exec, caused `errno`, judged from the parent.
 fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Step> {
-    if let Some(cwd) = prep.cwd_path() {
-        let enterable = std::fs::metadata(cwd).map(|m| m.is_dir()).unwrap_or(false) && {
-            #[allow(unsafe_code)]
-            // SAFETY: access only reads the NUL-terminated path.
-            let ok = unsafe {
-                libc::access(
-                    prep.cwd.as_ref().map_or(c".".as_ptr(), |c| c.as_ptr()),
-                    libc::X_OK,
-                )
-            };
-            ok == 0
-        };
-        if !enterable {
-            return Some(Step::Chdir);
-        }
+    if cwd_error(prep).is_some() {
+        return Some(Step::Chdir);
     }
     if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0) {
         return Some(Step::Setpgid);
