@@ -369,7 +369,7 @@ impl Run {
         let fixture = std::env::current_exe()
             .ok()
             .and_then(|p| Some(p.parent()?.join("stamp-exit")))
-            .filter(|p| p.exists());
+            .filter(|p| p.exists() || build_stamp_exit());
         let Some(fixture) = fixture else {
             self.failures
                 .push("wait: the stamp-exit fixture is not built next to popen-bench".into());
@@ -573,6 +573,25 @@ fn usage() -> ! {
          scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many"
     );
     std::process::exit(2)
+}
+
+/// `cargo run -p popen-bench` builds only this binary: build the fixture beside it (same
+/// profile) with the cargo that started us. Returns whether that worked.
+fn build_stamp_exit() -> bool {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return false;
+    };
+    let release = std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.file_name()? == "release"))
+        .unwrap_or(false);
+    eprintln!("building the stamp-exit fixture");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "popen-bench", "--bin", "stamp-exit"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.status().is_ok_and(|s| s.success())
 }
 
 fn main() {
