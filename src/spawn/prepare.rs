@@ -107,7 +107,13 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             .collect::<Result<_, _>>()?,
         None => {
             cstring("program", &program)?;
-            exec_candidates(&program, search_path(cmd).as_deref())
+            // The PATH is looked up only for a program without a `/`.
+            let path = if program.as_bytes().contains(&b'/') {
+                None
+            } else {
+                search_path(cmd)
+            };
+            exec_candidates(&program, path.as_deref())
                 .iter()
                 .map(|p| cstring("PATH entry", p))
                 .collect::<Result<_, _>>()?
