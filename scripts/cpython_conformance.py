@@ -22,7 +22,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
+
+from regrtest_results import outcomes, regressions, run_regrtest, summary, tail
 
 TEST = "test_subprocess"
 
@@ -67,49 +68,6 @@ if _spec is not None and _spec.loader is not None:
 '''
 
 
-def run_suite(python, workdir, name, extra_env=None, extra_args=(), verbose=False):
-    """Runs test_subprocess through regrtest; returns (exit code, junit path, log path)."""
-    xml_path = os.path.join(workdir, name + ".xml")
-    log_path = os.path.join(workdir, name + ".log")
-    env = dict(os.environ)
-    env.update(extra_env or {})
-    cmd = [python, "-m", "test", "--timeout", "600", "--junit-xml", xml_path,
-           *extra_args, TEST]
-    if verbose:
-        print("$", " ".join(cmd), flush=True)
-    with open(log_path, "w") as log:
-        # A scratch cwd: the suite writes temporary files next to where it runs.
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              cwd=workdir)
-    return proc.returncode, xml_path, log_path
-
-
-def outcomes(xml_path):
-    """{test id: "passed" | "failed" | "skipped"} from regrtest's JUnit XML."""
-    if not os.path.exists(xml_path):
-        return None
-    result = {}
-    for case in ET.parse(xml_path).getroot().iter("testcase"):
-        tags = {child.tag for child in case}
-        if tags & {"failure", "error"}:
-            result[case.get("name")] = "failed"
-        elif "skipped" in tags:
-            result[case.get("name")] = "skipped"
-        else:
-            result[case.get("name")] = "passed"
-    return result
-
-
-def counts(result):
-    return {k: sum(1 for v in result.values() if v == k)
-            for k in ("passed", "failed", "skipped")}
-
-
-def tail(path, lines=60):
-    with open(path, errors="replace") as f:
-        return "".join(f.readlines()[-lines:])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable,
@@ -139,14 +97,13 @@ def main():
 
         stock = None
         if not opts.no_stock:
-            code, xml_path, log = run_suite(opts.python, workdir, "stock", verbose=opts.verbose)
+            code, xml_path, log = run_regrtest(opts.python, workdir, "stock", [TEST],
+                                               verbose=opts.verbose)
             stock = outcomes(xml_path)
             if stock is None:
                 print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
                 return 1
-            c = counts(stock)
-            print("stock CPython: %d passed, %d failed, %d skipped" %
-                  (c["passed"], c["failed"], c["skipped"]), flush=True)
+            print("stock CPython: " + summary(stock), flush=True)
 
         pythonpath = os.environ.get("PYTHONPATH")
         env = {
@@ -159,8 +116,8 @@ def main():
         ignore = []
         for pattern in EXCLUDED:
             ignore += ["--ignore", pattern]
-        code, xml_path, log = run_suite(opts.python, workdir, "popen", env, ignore,
-                                        verbose=opts.verbose)
+        code, xml_path, log = run_regrtest(opts.python, workdir, "popen", [*ignore, TEST], env,
+                                           verbose=opts.verbose)
         ours = outcomes(xml_path)
         if ours is None:
             print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
@@ -180,30 +137,17 @@ def main():
         for pattern, reason in EXCLUDED.items():
             print("excluded: %s: %s" % (pattern, reason))
 
-        regressions = sorted(
-            name for name, outcome in ours.items()
-            if outcome == "failed" and (stock is None or stock.get(name) == "passed"))
-        missing = sorted(name for name, outcome in (stock or {}).items()
-                         if outcome == "passed" and name not in ours
-                         and not any(p in name for p in EXCLUDED))
-        newly_skipped = sorted(name for name, outcome in ours.items()
-                               if outcome == "skipped" and stock is not None
-                               and stock.get(name) == "passed")
-        for name in regressions:
-            print("REGRESSION (fails on popen, passes on stock): %s" % name)
-        for name in missing:
-            print("REGRESSION (passes on stock, did not run on popen): %s" % name)
-        for name in newly_skipped:
-            print("REGRESSION (passes on stock, skipped on popen): %s" % name)
-        if regressions or missing or newly_skipped:
+        problems = regressions(stock, ours, EXCLUDED)
+        for line in problems:
+            print(line)
+        if problems:
             ok = False
             print("--- end of the popen run's log (%s):\n%s" % (log, tail(log)))
         elif code != 0 and stock is None:
             ok = False
             print("regrtest exited with %d:\n%s" % (code, tail(log)))
 
-        c = counts(ours)
-        print("%d passed, %d failed, %d skipped" % (c["passed"], c["failed"], c["skipped"]))
+        print(summary(ours))
         return 0 if ok else 1
     finally:
         if opts.keep or not ok:

@@ -22,10 +22,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
+
+from regrtest_results import outcomes, regressions, run_regrtest, summary, tail
 
 TEST = "test_posix"
 CLASSES = ("TestPosixSpawn", "TestPosixSpawnP")
+TEST_ARGS = [TEST] + [arg for cls in CLASSES for arg in ("-m", cls)]
 
 SITECUSTOMIZE = '''\
 # Written by scripts/cpython_posix_spawn_conformance.py: os.posix_spawn and os.posix_spawnp
@@ -49,48 +51,6 @@ if _os.environ.get("POPEN_POSIX_SPAWN_CONFORMANCE") == "1":
 
         _atexit.register(_write_report)
 '''
-
-
-def run_tests(python, workdir, name, extra_env=None, verbose=False):
-    """Runs the two classes through regrtest; returns (exit code, junit path, log path)."""
-    xml_path = os.path.join(workdir, name + ".xml")
-    log_path = os.path.join(workdir, name + ".log")
-    env = dict(os.environ)
-    env.update(extra_env or {})
-    cmd = [python, "-m", "test", "--timeout", "600", "--junit-xml", xml_path, TEST]
-    for cls in CLASSES:
-        cmd += ["-m", cls]
-    if verbose:
-        print("$", " ".join(cmd), flush=True)
-    with open(log_path, "w") as log:
-        # A scratch cwd: the tests write their files (os_helper.TESTFN) where they run.
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    return proc.returncode, xml_path, log_path
-
-
-def outcomes(xml_path):
-    """{test id: "passed" | "failed" | "skipped"} from regrtest's JUnit XML."""
-    if not os.path.exists(xml_path):
-        return None
-    result = {}
-    for case in ET.parse(xml_path).getroot().iter("testcase"):
-        tags = {child.tag for child in case}
-        if tags & {"failure", "error"}:
-            result[case.get("name")] = "failed"
-        elif "skipped" in tags:
-            result[case.get("name")] = "skipped"
-        else:
-            result[case.get("name")] = "passed"
-    return result
-
-
-def counts(result):
-    return [sum(1 for v in result.values() if v == k) for k in ("passed", "failed", "skipped")]
-
-
-def tail(path, lines=60):
-    with open(path, errors="replace") as f:
-        return "".join(f.readlines()[-lines:])
 
 
 def main():
@@ -120,13 +80,13 @@ def main():
 
         stock = None
         if not opts.no_stock:
-            code, xml_path, log = run_tests(opts.python, workdir, "stock", verbose=opts.verbose)
+            code, xml_path, log = run_regrtest(opts.python, workdir, "stock", TEST_ARGS,
+                                               verbose=opts.verbose)
             stock = outcomes(xml_path)
             if not stock:
                 print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
                 return 1
-            print("stock CPython: %d passed, %d failed, %d skipped" % tuple(counts(stock)),
-                  flush=True)
+            print("stock CPython: " + summary(stock), flush=True)
 
         pythonpath = os.environ.get("PYTHONPATH")
         env = {
@@ -134,7 +94,8 @@ def main():
             "POPEN_POSIX_SPAWN_CONFORMANCE": "1",
             "POPEN_POSIX_SPAWN_CONFORMANCE_REPORT": report,
         }
-        code, xml_path, log = run_tests(opts.python, workdir, "popen", env, opts.verbose)
+        code, xml_path, log = run_regrtest(opts.python, workdir, "popen", TEST_ARGS, env,
+                                           opts.verbose)
         ours = outcomes(xml_path)
         if not ours:
             print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
@@ -151,22 +112,14 @@ def main():
         if calls <= 0:
             problems.append("the test process never called popen.posix_spawn/posix_spawnp")
 
-        baseline = stock or {}
-        for name, outcome in sorted(ours.items()):
-            if outcome == "failed" and (stock is None or baseline.get(name) == "passed"):
-                problems.append("REGRESSION (fails on popen, passes on stock): %s" % name)
-            elif outcome == "skipped" and baseline.get(name) == "passed":
-                problems.append("REGRESSION (passes on stock, skipped on popen): %s" % name)
-        for name, outcome in sorted(baseline.items()):
-            if outcome == "passed" and name not in ours:
-                problems.append("REGRESSION (passes on stock, did not run on popen): %s" % name)
+        problems += regressions(stock, ours)
         for line in problems:
             print(line)
         if problems:
             print("--- end of the popen run's log (%s):\n%s" % (log, tail(log)))
         ok = not problems
 
-        print("%d passed, %d failed, %d skipped" % tuple(counts(ours)))
+        print(summary(ours))
         return 0 if ok else 1
     finally:
         if opts.keep or not ok:
