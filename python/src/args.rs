@@ -225,7 +225,7 @@ fn truth(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 /// The `i` format: `PyLong_AsLong` (so `__index__`, and `TypeError` for a float), then the
 /// range of a C int.
-fn c_int_arg(obj: &Bound<'_, PyAny>) -> PyResult<c_int> {
+pub(crate) fn c_int_arg(obj: &Bound<'_, PyAny>) -> PyResult<c_int> {
     // SAFETY: `obj` is a valid object and we are attached to the interpreter.
     let v: c_long = unsafe { ffi::PyLong_AsLong(obj.as_ptr()) };
     if v == -1 {

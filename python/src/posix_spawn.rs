@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::args::fs_convert;
+use crate::args::{c_int_arg, fs_convert};
 use engine::posix_spawn::{self as layer, FileActions, SpawnAttr};
 use engine::SigSet;
 use pyo3::exceptions::{
@@ -402,9 +402,9 @@ fn parse_file_actions(seq: &Bound<'_, PyAny>, actions: &mut FileActions) -> PyRe
         match as_long(&tuple.get_item(0)?)? {
             OPEN => {
                 let t = tuple_of(tuple, 5, "A open file_action tuple must have 5 elements")?;
-                let fd = getargs_int(&t[1])?;
+                let fd = c_int_arg(&t[1])?;
                 let path = CString::new(fs_convert(&t[2])?).expect("checked for NUL");
-                let flags = getargs_int(&t[3])?;
+                let flags = c_int_arg(&t[3])?;
                 // The `k` format: an int, its bits taken modulo the width of a C long.
                 if !t[4].is_instance_of::<pyo3::types::PyInt>() {
                     return Err(PyTypeError::new_err(
@@ -417,11 +417,11 @@ fn parse_file_actions(seq: &Bound<'_, PyAny>, actions: &mut FileActions) -> PyRe
             }
             CLOSE => {
                 let t = tuple_of(tuple, 2, "A close file_action tuple must have 2 elements")?;
-                added(actions.close(getargs_int(&t[1])?))?;
+                added(actions.close(c_int_arg(&t[1])?))?;
             }
             DUP2 => {
                 let t = tuple_of(tuple, 3, "A dup2 file_action tuple must have 3 elements")?;
-                let (from, to) = (getargs_int(&t[1])?, getargs_int(&t[2])?);
+                let (from, to) = (c_int_arg(&t[1])?, c_int_arg(&t[2])?);
                 added(actions.dup2(from, to))?;
             }
             _ => return Err(PyTypeError::new_err("Unknown file_actions identifier")),
@@ -589,22 +589,6 @@ fn as_int(obj: &Bound<'_, PyAny>) -> PyResult<c_int> {
     }
     c_int::try_from(v)
         .map_err(|_| PyOverflowError::new_err("Python int too large to convert to C int"))
-}
-
-/// The `i` format of `PyArg_ParseTuple`.
-fn getargs_int(obj: &Bound<'_, PyAny>) -> PyResult<c_int> {
-    let v = as_long(obj)?;
-    if v > c_long::from(c_int::MAX) {
-        return Err(PyOverflowError::new_err(
-            "signed integer is greater than maximum",
-        ));
-    }
-    if v < c_long::from(c_int::MIN) {
-        return Err(PyOverflowError::new_err(
-            "signed integer is less than minimum",
-        ));
-    }
-    Ok(v as c_int)
 }
 
 /// The short type name CPython puts in messages (`_PyType_Name`).
