@@ -384,6 +384,7 @@ fn signal_mask_is_empty_by_default_inherited_or_given() {
 }
 
 fn raw_set(set: &SigSet) -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is a valid value; sigemptyset below initialises it.
     let mut raw: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: raw is a valid set to initialise and fill.
     unsafe { libc::sigemptyset(&mut raw) };
