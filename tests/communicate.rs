@@ -1,23 +1,12 @@
 //! `Popen::communicate` and `Popen::lines`: every output pattern, timeouts and resumption,
 //! caps, tee.
 
+mod common;
+
+use common::noise;
 use popen::{CaptureLimit, CaptureOptions, Command, CommunicateError, Popen, Stdio, Stream};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
-
-/// Deterministic pseudo-random bytes (xorshift), so that a misplaced or repeated chunk shows.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn piped(cmd: &mut Command) -> Popen {
     cmd.stdin(Stdio::piped())

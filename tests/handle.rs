@@ -149,16 +149,9 @@ fn group_signal_reaches_grandchildren() {
 
 /// Processes in process group `pgrp` that are not zombies.
 fn members_alive(pgrp: i32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            let f: Vec<&str> = rest.split(' ').collect();
-            f[0] != "Z" && f[2].parse::<i32>().ok() == Some(pgrp)
-        })
+    common::processes()
+        .iter()
+        .filter(|p| p.state != 'Z' && p.pgrp == pgrp)
         .count()
 }
 

@@ -3,6 +3,9 @@
 //!
 //! One test in its own binary, so that the signal handler and timer are this process's alone.
 
+mod common;
+
+use common::noise;
 use popen::{CaptureOptions, Command, CommunicateError, RunError, RunOptions, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -64,19 +67,6 @@ impl Drop for Storm {
     }
 }
 
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 #[test]
 fn a_signal_every_millisecond_breaks_nothing() {
     let storm = Storm::start();
@@ -97,7 +87,7 @@ fn a_signal_every_millisecond_breaks_nothing() {
         .success());
 
     // 32 MiB both ways through a child that starts reading late, with stderr chatter.
-    let input = noise(32 << 20);
+    let input = noise(32 << 20, 0x2545_f491_4f6c_dd1d);
     let mut child = Command::shell("yes chatter | head -n 10000 >&2; sleep 0.2; cat")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

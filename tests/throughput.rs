@@ -4,24 +4,14 @@
 //! cargo test --release --test throughput -- --ignored --nocapture
 //! ```
 
+mod common;
+
+use common::noise;
 use popen::{Command, RunOptions};
 use std::io::{Read, Write};
 use std::time::Instant;
 
 const MIB: usize = 1 << 20;
-
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -103,7 +93,7 @@ fn capture_throughput() {
     } else {
         path
     };
-    std::fs::write(&path, noise(size)).unwrap();
+    std::fs::write(&path, noise(size, 0x2545_f491_4f6c_dd1d)).unwrap();
 
     println!(
         "capture of {} MiB from `cat FILE` ({}):",
@@ -135,7 +125,7 @@ fn capture_throughput() {
     std::fs::remove_file(&path).unwrap();
 
     let size = 256 * MIB;
-    let input = noise(size);
+    let input = noise(size, 0x2545_f491_4f6c_dd1d);
     println!("{} MiB into `cat` and back:", size / MIB);
     for _ in 0..2 {
         measure("popen run(input, capture_stdout)", size, rounds, || {

@@ -5,6 +5,9 @@
 //! One test in its own binary: it makes this process a child subreaper, so that the orphaned
 //! grandchildren become its children and can be found, checked, and cleaned up by pid.
 
+mod common;
+
+use common::processes;
 use popen::{CaptureOptions, Command, CommunicateError, RunError, RunOptions, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,44 +16,13 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 /// Slack on top of timeout + grace, for a loaded machine.
 const SLACK: Duration = Duration::from_secs(2);
 
-/// (pid, ppid, pgrp, state, comm) of every process, from /proc/PID/stat.
-fn processes() -> Vec<(i32, i32, i32, char, String)> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let state = f[0].chars().next().unwrap_or('?');
-        all.push((
-            pid,
-            f[1].parse().unwrap(),
-            f[2].parse().unwrap(),
-            state,
-            comm,
-        ));
-    }
-    all
-}
-
 /// Our children (orphans adopted as subreaper included) running `sleep`, alive or zombie.
 fn our_sleeps() -> Vec<(i32, char)> {
     let me = std::process::id() as i32;
     processes()
         .into_iter()
-        .filter(|p| p.1 == me && p.4 == "sleep")
-        .map(|p| (p.0, p.3))
+        .filter(|p| p.ppid == me && p.comm == "sleep")
+        .map(|p| (p.pid, p.state))
         .collect()
 }
 
@@ -74,8 +46,8 @@ fn live_members(pgrp: i32) -> Vec<(i32, String)> {
     loop {
         let live: Vec<(i32, String)> = processes()
             .into_iter()
-            .filter(|p| p.2 == pgrp && p.3 != 'Z' && p.3 != 'X')
-            .map(|p| (p.0, p.4))
+            .filter(|p| p.pgrp == pgrp && p.state != 'Z' && p.state != 'X')
+            .map(|p| (p.pid, p.comm))
             .collect();
         if live.is_empty() || Instant::now() >= until {
             return live;

@@ -42,38 +42,75 @@ pub fn open_fds() -> Vec<RawFd> {
     fds
 }
 
+/// One process as its `/proc/PID/stat` line describes it.
+#[derive(Clone, Debug)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+}
+
+/// Parses a `/proc/PID/stat` line (the command name may hold spaces and parentheses).
+pub fn parse_stat(stat: &str) -> Option<ProcStat> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    Some(ProcStat {
+        pid: stat[..open].trim().parse().ok()?,
+        comm: stat[open + 1..close].to_string(),
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+    })
+}
+
+/// Every process visible in /proc.
+pub fn processes() -> Vec<ProcStat> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| parse_stat(&stat))
+        .collect()
+}
+
 /// Children of this process that are zombies.
 pub fn zombie_children() -> Vec<i32> {
     let me = std::process::id() as i32;
-    let mut zombies = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split(' ').collect();
-        if fields.len() > 1 && fields[0] == "Z" && fields[1].parse::<i32>().ok() == Some(me) {
-            zombies.push(pid);
-        }
-    }
-    zombies
+    processes()
+        .into_iter()
+        .filter(|p| p.state == 'Z' && p.ppid == me)
+        .map(|p| p.pid)
+        .collect()
 }
 
-/// (pid, pgrp, session) of a process, from /proc/PID/stat.
+/// (pid, pgrp, session) of a process, from its /proc/PID/stat line.
 pub fn ids_of(stat: &str) -> (i32, i32, i32) {
-    let pid = stat.split(' ').next().unwrap().parse().unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    (pid, f[2].parse().unwrap(), f[3].parse().unwrap())
+    let p = parse_stat(stat).expect("a /proc/PID/stat line");
+    (p.pid, p.pgrp, p.session)
+}
+
+/// Deterministic pseudo-random bytes (xorshift from `seed`), so that a misplaced or repeated
+/// chunk shows.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// A field ("SigBlk", "SigIgn", …) of /proc/self/status as printed by the child `grep`.
