@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from regrtest_results import outcomes, regressions, run_regrtest, summary, tail
+from regrtest_results import (outcomes, regressions, run_regrtest,
+                              sitecustomize_pythonpath, summary, tail)
 
 TEST = "test_subprocess"
 
@@ -89,10 +90,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="popen-conformance-")
     ok = True
     try:
-        hook = os.path.join(workdir, "hook")
-        os.mkdir(hook)
-        with open(os.path.join(hook, "sitecustomize.py"), "w") as f:
-            f.write(SITECUSTOMIZE)
+        pythonpath = sitecustomize_pythonpath(workdir, SITECUSTOMIZE)
         report = os.path.join(workdir, "report.txt")
 
         stock = None
@@ -105,9 +103,8 @@ def main():
                 return 1
             print("stock CPython: " + summary(stock), flush=True)
 
-        pythonpath = os.environ.get("PYTHONPATH")
         env = {
-            "PYTHONPATH": hook + (os.pathsep + pythonpath if pythonpath else ""),
+            "PYTHONPATH": pythonpath,
             "POPEN_CONFORMANCE": "1",
             "POPEN_CONFORMANCE_REPORT": report,
         }

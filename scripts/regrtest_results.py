@@ -27,6 +27,18 @@ def run_regrtest(python, workdir, name, test_args, extra_env=None, verbose=False
     return proc.returncode, xml_path, log_path
 
 
+def sitecustomize_pythonpath(workdir, source):
+    """Writes `source` as `sitecustomize.py` in a new directory of `workdir` and returns the
+    PYTHONPATH that puts that directory first (so every Python process started with it runs
+    the hook)."""
+    hook = os.path.join(workdir, "hook")
+    os.mkdir(hook)
+    with open(os.path.join(hook, "sitecustomize.py"), "w") as f:
+        f.write(source)
+    inherited = os.environ.get("PYTHONPATH")
+    return hook + (os.pathsep + inherited if inherited else "")
+
+
 def outcomes(xml_path):
     """{test id: "passed" | "failed" | "skipped"} from regrtest's JUnit XML, or None."""
     if not os.path.exists(xml_path):
