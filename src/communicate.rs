@@ -203,6 +203,7 @@ pub(crate) struct Capture {
     pub(crate) taken: usize,
     dropped: u64,
     tee_failed: bool,
+    prefaulted: sys::poll::Prefaulted,
 }
 
 impl Capture {
@@ -218,6 +219,7 @@ impl Capture {
 
     fn take(&mut self) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.buf);
+        self.prefaulted = Default::default();
         if self.taken > 0 {
             buf.drain(..self.taken);
             self.taken = 0;
@@ -239,6 +241,7 @@ pub(crate) struct CommState {
     pub(crate) out: [Capture; 2],
     /// Where bytes beyond a truncating cap are read to and dropped.
     scratch: Vec<u8>,
+    scratch_pre: sys::poll::Prefaulted,
 }
 
 /// When [`Popen::pump`] should return besides end of file on every pipe.
@@ -675,9 +678,9 @@ impl Popen {
             let start = cap.buf.len();
             let read = if drop {
                 st.scratch.clear();
-                sys::poll::read_append(fd, &mut st.scratch, want)
+                sys::poll::read_append(fd, &mut st.scratch, want, &mut st.scratch_pre)
             } else {
-                sys::poll::read_append(fd, &mut cap.buf, want)
+                sys::poll::read_append(fd, &mut cap.buf, want, &mut cap.prefaulted)
             };
             let n = match read {
                 Ok(0) => break true,

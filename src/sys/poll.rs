@@ -48,22 +48,50 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::R
     }
 }
 
+/// How much of a buffer's allocation is known to be faulted in, so that each page is populated
+/// once however many reads land in it.
+#[derive(Default)]
+pub(crate) struct Prefaulted {
+    /// The allocation this describes (its address and capacity when last seen).
+    base: usize,
+    capacity: usize,
+    /// Bytes from `base` known to be mapped writable.
+    upto: usize,
+}
+
 /// `read(2)` of at most `max` bytes appended to `buf`, into its spare capacity (reserving
 /// `max` first), so no byte is zeroed or copied twice. Retries `EINTR`; returns `0` at end of
-/// file.
-pub(crate) fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+/// file. Large reads first fault in, once, the pages they may fill (`pre` remembers which).
+pub(crate) fn read_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    pre: &mut Prefaulted,
+) -> io::Result<usize> {
     buf.reserve(max);
+    let (base, capacity) = (buf.as_ptr() as usize, buf.capacity());
+    if (pre.base, pre.capacity) != (base, capacity) {
+        // A new allocation: only its filled part is known to be mapped.
+        *pre = Prefaulted {
+            base,
+            capacity,
+            upto: buf.len(),
+        };
+    }
+    let filled = buf.len();
     let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
     let want = spare.len().min(max);
     let ptr = spare.as_mut_ptr();
-    if want >= POPULATE_FROM {
-        populate(ptr as usize, want);
+    if want >= POPULATE_FROM && filled + want > pre.upto {
+        let from = filled.max(pre.upto);
+        populate(base + from, filled + want - from);
+        pre.upto = filled + want;
     }
     // SAFETY: `ptr` points to `want` writable bytes of spare capacity that `buf` owns; the
     // kernel writes at most `want` bytes there.
     let n = cvt_r(|| unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), want) })? as usize;
     // SAFETY: the kernel initialised the first `n <= want` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
+    unsafe { buf.set_len(filled + n) };
     Ok(n)
 }
 
