@@ -297,6 +297,43 @@ fn close_fds_closes_leaked_descriptors_by_default() {
     );
 }
 
+/// With every standard stream inherited the posix_spawn path shares one prepared set of file
+/// actions between spawns (and threads): it must close leaked descriptors every time.
+#[test]
+fn close_fds_with_inherited_streams_closes_leaked_descriptors_every_time() {
+    let leaked = inheritable_fd();
+    let n = leaked.as_raw_fd();
+    let script = format!("test ! -e /proc/self/fd/{n}");
+    for round in 0..3 {
+        on_each_path(
+            || Command::shell(&script),
+            |path, cmd| {
+                let status = cmd.spawn().unwrap().wait().unwrap();
+                assert!(
+                    status.success(),
+                    "{path}, round {round}: fd {n} was inherited"
+                );
+            },
+        );
+    }
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    let status = Command::shell(&script).spawn().unwrap().wait().unwrap();
+                    assert!(status.success(), "fd {n} was inherited");
+                }
+            });
+        }
+    });
+    let status = {
+        let mut c = Command::shell(&script);
+        c.close_fds(false);
+        c.spawn().unwrap().wait().unwrap()
+    };
+    assert!(!status.success(), "without close_fds, fd {n} stays open");
+}
+
 #[test]
 fn pass_fds_stay_open_at_the_same_number() {
     for path in SpawnPath::ALL {

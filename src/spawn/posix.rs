@@ -7,6 +7,7 @@
 
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
 
 use super::prepare::{FdPlan, Prepared};
 use super::{step_error, Started};
@@ -17,23 +18,19 @@ use crate::sys::signal::SigSet;
 
 pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
     let setup = |e| SpawnError::new(Step::Spawn, e);
-    let mut actions = FileActions::new().map_err(setup)?;
-    let mut attr = SpawnAttr::new().map_err(setup)?;
-    for &fd in &prep.pass_fds {
-        // dup2(fd, fd) clears close-on-exec.
-        actions.dup2(fd, fd).map_err(setup)?;
-    }
-    for (target, src) in fds.sources.iter().enumerate() {
-        if let Some(src) = *src {
-            actions.dup2(src, target as i32).map_err(setup)?;
+    let plain = fds.sources.iter().all(Option::is_none)
+        && prep.pass_fds.is_empty()
+        && prep.cwd.is_none()
+        && cmd.close_fds;
+    let built;
+    let actions = match plain.then(close_fds_only).flatten() {
+        Some(shared) => shared,
+        None => {
+            built = file_actions(cmd, prep, fds).map_err(setup)?;
+            &built
         }
-    }
-    if let Some(cwd) = &prep.cwd {
-        actions.chdir(cwd).map_err(setup)?;
-    }
-    if cmd.close_fds {
-        actions.closefrom(3).map_err(setup)?;
-    }
+    };
+    let mut attr = SpawnAttr::new().map_err(setup)?;
     if cmd.new_session {
         attr.setsid().map_err(setup)?;
     }
@@ -65,7 +62,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         // library, for environ) keeps alive during the call.
         #[allow(unsafe_code)]
         let result = unsafe {
-            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, &actions, &attr, false)
+            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr, false)
         };
         let errno = match result {
             Ok(pid) => {
@@ -94,6 +91,43 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         Step::Exec,
         if saved != 0 { saved } else { last },
     ))
+}
+
+/// The child's steps before exec: the standard streams, `pass_fds`, the working directory and
+/// the closing of every other descriptor.
+fn file_actions(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> std::io::Result<FileActions> {
+    let mut actions = FileActions::new()?;
+    for &fd in &prep.pass_fds {
+        // dup2(fd, fd) clears close-on-exec.
+        actions.dup2(fd, fd)?;
+    }
+    for (target, src) in fds.sources.iter().enumerate() {
+        if let Some(src) = *src {
+            actions.dup2(src, target as i32)?;
+        }
+    }
+    if let Some(cwd) = &prep.cwd {
+        actions.chdir(cwd)?;
+    }
+    if cmd.close_fds {
+        actions.closefrom(3)?;
+    }
+    Ok(actions)
+}
+
+/// The file actions of the most common spawn — standard streams inherited, no `pass_fds`, no
+/// working directory, `close_fds` on — built once and shared: `posix_spawn` only reads them,
+/// and building them costs an allocation and, in glibc, a `getrlimit` call per spawn (to
+/// check the descriptor given to `addclosefrom_np`).
+fn close_fds_only() -> Option<&'static FileActions> {
+    static SHARED: OnceLock<Option<FileActions>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let mut actions = FileActions::new().ok()?;
+            actions.closefrom(3).ok()?;
+            Some(actions)
+        })
+        .as_ref()
 }
 
 /// The errno `chdir` to the command's working directory would fail with, judged from the
