@@ -22,9 +22,9 @@ use crate::text::Stream;
 const MAX_CHUNK: usize = 1 << 20;
 /// The most bytes one `write` moves: half the default pipe. The kernel holds the pipe's lock
 /// for the whole copy of a write, so a write of the whole pipe keeps the child from reading
-/// until it is done; with half a pipe per write the child reads one half while this thread
-/// reads the other pipes or copies the next half (256 MiB through `cat`: 4–13 % faster than
-/// 1 MiB writes, in interleaved runs).
+/// until it is done; with half a pipe per write the child can read one half while this thread
+/// reads its output (256 MiB through `cat`: 4–13 % faster than 1 MiB writes, in interleaved
+/// runs).
 const MAX_WRITE: usize = 512 << 10;
 /// The smallest read: reads grow with what a stream has produced, so a short output does not
 /// cost a large buffer.
