@@ -26,7 +26,8 @@ unsafe impl Sync for CStringArray {}
 
 impl CStringArray {
     pub(crate) fn new(strings: Vec<CString>) -> CStringArray {
-        let mut ptrs: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+        let mut ptrs = Vec::with_capacity(strings.len() + 1);
+        ptrs.extend(strings.iter().map(|s| s.as_ptr()));
         ptrs.push(std::ptr::null());
         CStringArray { strings, ptrs }
     }
@@ -106,7 +107,11 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             .map(|p| cstring("executable path", p))
             .collect::<Result<_, _>>()?,
         None => {
-            cstring("program", &program)?;
+            if program.as_bytes().contains(&0) {
+                return Err(SpawnError::invalid(format!(
+                    "program contains a NUL byte: {program:?}"
+                )));
+            }
             // The PATH is looked up only for a program without a `/`.
             let path = if program.as_bytes().contains(&b'/') {
                 None
@@ -114,9 +119,6 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
                 search_path(cmd)
             };
             exec_candidates(&program, path.as_deref())
-                .iter()
-                .map(|p| cstring("PATH entry", p))
-                .collect::<Result<_, _>>()?
         }
     };
     let cwd = cmd.cwd.as_deref().map(|c| cstring("cwd", c)).transpose()?;
@@ -270,25 +272,26 @@ fn search_path(cmd: &Command) -> Option<OsString> {
 
 /// The paths to try for `program`, as CPython builds `executable_list`: the program itself if
 /// it has a `/`, else each `PATH` directory joined with it (`/bin:/usr/bin` without a `PATH`).
-pub(crate) fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<OsString> {
-    if program.as_bytes().contains(&b'/') {
-        return vec![program.to_owned()];
+/// `program` holds no NUL byte; a `PATH` entry that does cannot name a file and is skipped.
+pub(crate) fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<CString> {
+    let program = program.as_bytes();
+    // One allocation per path, sized for the terminating NUL, so `CString::new` neither grows
+    // nor shrinks it.
+    let joined = |dir: &[u8]| {
+        let slash = !dir.is_empty() && !dir.ends_with(b"/");
+        let mut p = Vec::with_capacity(dir.len() + usize::from(slash) + program.len() + 1);
+        p.extend_from_slice(dir);
+        if slash {
+            p.push(b'/');
+        }
+        p.extend_from_slice(program);
+        CString::new(p).ok()
+    };
+    if program.contains(&b'/') {
+        return joined(b"").into_iter().collect();
     }
     let path = path.map(OsStr::as_bytes).unwrap_or(b"/bin:/usr/bin");
-    path.split(|&b| b == b':')
-        .map(|dir| {
-            if dir.is_empty() {
-                program.to_owned()
-            } else {
-                let mut p = dir.to_vec();
-                if !p.ends_with(b"/") {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(program.as_bytes());
-                OsString::from_vec(p)
-            }
-        })
-        .collect()
+    path.split(|&b| b == b':').filter_map(joined).collect()
 }
 
 /// Makes the pipes and opens the null device, and decides which parent descriptor becomes each
