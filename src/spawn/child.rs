@@ -23,7 +23,7 @@ use std::os::fd::RawFd;
 
 use crate::command::Hook;
 use crate::error::Step;
-use crate::spawn::errpipe;
+use crate::spawn::report::{self, Report};
 use crate::sys::signal::SigSet;
 
 /// Plain data the child reads. Built by the parent; borrowed by the child.
@@ -37,8 +37,8 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) fds: [RawFd; 3],
     pub(crate) pass_fds: &'a [RawFd],
     pub(crate) close_fds: bool,
-    /// The error pipe's write end (≥ 3, close-on-exec).
-    pub(crate) errpipe: RawFd,
+    /// Where a failure is reported.
+    pub(crate) report: Report<'a>,
     pub(crate) umask: Option<libc::mode_t>,
     /// Reset every caught signal to its default (the shared-memory child must).
     pub(crate) reset_handlers: bool,
@@ -74,21 +74,26 @@ unsafe fn fail(plan: &ChildPlan<'_>, step: Step) -> ! {
     // SAFETY: errno read right after the failing call.
     let e = unsafe { errno() };
     // SAFETY: writes a fixed record and exits, both async-signal-safe.
-    unsafe { fail_with(plan.errpipe, step, e) }
+    unsafe { fail_with(plan.report, step, e) }
 }
 
-/// Reports `step` with `errno` on the error pipe and exits with status 127.
+/// Reports `step` with `errno` (see `spawn::report`) and exits with status 127.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
-unsafe fn fail_with(errpipe: RawFd, step: Step, errno: i32) -> ! {
-    let record = errpipe::encode(step, errno);
-    // SAFETY: `record` is a plain byte array; write(2) and _exit(2) are async-signal-safe.
-    unsafe {
-        libc::write(errpipe, record.as_ptr().cast(), record.len());
-        libc::_exit(127)
+unsafe fn fail_with(report: Report<'_>, step: Step, errno: i32) -> ! {
+    match report {
+        Report::Pipe(fd) => {
+            let record = report::encode(step, errno);
+            // SAFETY: `record` is a plain byte array; write(2) is async-signal-safe.
+            unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+        }
+        // Two atomic stores into the suspended parent's frame: plain memory writes.
+        Report::Shared(shared) => shared.set(step, errno),
     }
+    // SAFETY: _exit(2) is async-signal-safe and does not return.
+    unsafe { libc::_exit(127) }
 }
 
 /// Runs the setup steps in CPython's order, then tries each candidate path with `execve`.
@@ -148,7 +153,7 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         if let Some(mask) = plan.mask {
             let ret = libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut());
             if ret != 0 {
-                fail_with(plan.errpipe, Step::Signals, ret);
+                fail_with(plan.report, Step::Signals, ret);
             }
         }
         // 6. Session and process group.
@@ -225,7 +230,7 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             }
         }
         fail_with(
-            plan.errpipe,
+            plan.report,
             Step::Exec,
             if saved != 0 { saved } else { last },
         )
@@ -253,7 +258,7 @@ unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
         }
     };
     // SAFETY: writes a fixed record and exits.
-    unsafe { fail_with(plan.errpipe, Step::PreExecHook, errno) }
+    unsafe { fail_with(plan.report, Step::PreExecHook, errno) }
 }
 
 /// Sets every caught signal to its default disposition, skipping signals that stay blocked
@@ -286,13 +291,14 @@ unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
     }
 }
 
-/// Closes every descriptor ≥ 3 except the passed ones and the error pipe.
+/// Closes every descriptor ≥ 3 except the passed ones and the error pipe, if there is one.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
 unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
     // The kept descriptors, ascending: the (sorted) pass_fds merged with the error pipe.
+    let errpipe = plan.report.fd();
     let mut low: libc::c_uint = 3;
     let mut pass = plan
         .pass_fds
@@ -300,30 +306,29 @@ unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
         .copied()
         .filter(|&fd| fd >= 3)
         .peekable();
-    let mut errpipe_done = false;
+    let mut errpipe_left = errpipe;
     loop {
-        let next_pass = pass.peek().copied();
-        let keep = match (next_pass, errpipe_done) {
-            (Some(p), false) if plan.errpipe < p => {
-                errpipe_done = true;
-                plan.errpipe
+        let keep = match (pass.peek().copied(), errpipe_left) {
+            (Some(p), Some(e)) if e < p => {
+                errpipe_left = None;
+                e
             }
             (Some(p), _) => {
                 pass.next();
                 p
             }
-            (None, false) => {
-                errpipe_done = true;
-                plan.errpipe
+            (None, Some(e)) => {
+                errpipe_left = None;
+                e
             }
-            (None, true) => break,
+            (None, None) => break,
         };
         let keep = keep as libc::c_uint;
         if keep > low {
             // SAFETY: see the module contract.
             if unsafe { !close_range(low, keep - 1) } {
                 // SAFETY: see the module contract.
-                unsafe { close_fds_slow(plan, low, keep - 1) };
+                unsafe { close_fds_slow(errpipe, low, keep - 1) };
             }
         }
         low = low.max(keep + 1);
@@ -331,7 +336,7 @@ unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
     // SAFETY: see the module contract.
     if unsafe { !close_range(low, libc::c_uint::MAX) } {
         // SAFETY: see the module contract.
-        unsafe { close_fds_slow(plan, low, libc::c_uint::MAX) };
+        unsafe { close_fds_slow(errpipe, low, libc::c_uint::MAX) };
     }
 }
 
@@ -353,12 +358,12 @@ unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
     }
 }
 
-/// Closes the descriptors in `first..=last` one by one, up to the descriptor limit.
+/// Closes the descriptors in `first..=last` but `keep` one by one, up to the descriptor limit.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
-unsafe fn close_fds_slow(plan: &ChildPlan<'_>, first: libc::c_uint, last: libc::c_uint) {
+unsafe fn close_fds_slow(keep: Option<RawFd>, first: libc::c_uint, last: libc::c_uint) {
     let mut limit: libc::rlimit64 = libc::rlimit64 {
         rlim_cur: 0,
         rlim_max: 0,
@@ -381,7 +386,7 @@ unsafe fn close_fds_slow(plan: &ChildPlan<'_>, first: libc::c_uint, last: libc::
     let end = last.min(max.saturating_sub(1));
     let mut fd = first;
     while fd <= end {
-        if fd as RawFd != plan.errpipe {
+        if Some(fd as RawFd) != keep {
             // SAFETY: closing a descriptor number, open or not, is async-signal-safe.
             unsafe { libc::close(fd as RawFd) };
         }

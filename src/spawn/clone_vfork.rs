@@ -1,5 +1,6 @@
 //! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a stack borrowed from
-//! the parent's frame.
+//! the parent's frame. A failing child reports through a [`SharedReport`] in that frame too: no
+//! error pipe.
 //!
 //! # Safety
 //!
@@ -14,7 +15,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::child::{self, ChildPlan};
-use super::prepare::{self, FdPlan, Prepared};
+use super::prepare::{FdPlan, Prepared};
+use super::report::{Report, SharedReport};
 use super::{child_plan, finish, Started};
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
@@ -34,15 +36,12 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 }
 
 pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
-    let (err_read, err_write) =
-        sys::fd::pipe_cloexec().map_err(|e| SpawnError::new(Step::Pipe, e))?;
-    let err_write = prepare::above_std_streams(err_write)?;
-
+    let report = SharedReport::default();
     let guard = SignalBlockGuard::block_all();
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
     // or the one this thread had before the guard ("inherit").
     let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let plan = child_plan(cmd, prep, fds, &err_write, Some(&mask), true);
+    let plan = child_plan(cmd, prep, fds, Report::Shared(&report), Some(&mask), true);
     let mut stack = Stack([MaybeUninit::uninit(); STACK_SIZE]);
     // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from here.
     let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
@@ -80,11 +79,11 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         err = (pid == -1).then(std::io::Error::last_os_error);
     }
     drop(guard);
-    drop(err_write);
     if let Some(e) = err {
         return Err(SpawnError::new(Step::Spawn, e));
     }
     // SAFETY: on success with CLONE_PIDFD the kernel stored a fresh descriptor that we own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    finish(cmd, prep, err_read, pid, pidfd)
+    // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
+    finish(cmd, prep, Ok(report.get()), pid, pidfd)
 }

@@ -6,8 +6,11 @@
 //! user's hooks, whose contract the user accepted when adding them with `unsafe`.
 #![allow(unsafe_code)]
 
+use std::os::fd::AsRawFd;
+
 use super::child;
 use super::prepare::{self, FdPlan, Prepared};
+use super::report::{self, Report};
 use super::{child_plan, finish, Started};
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
@@ -23,7 +26,8 @@ pub(super) fn spawn(
     let err_write = prepare::above_std_streams(err_write)?;
     // The hooks are called through a raw pointer: the plan borrows the rest of the command.
     let hooks: *mut [crate::command::Hook] = cmd.hooks.as_mut_slice();
-    let plan = child_plan(cmd, prep, fds, &err_write, prep.mask.as_ref(), false);
+    let report = Report::Pipe(err_write.as_raw_fd());
+    let plan = child_plan(cmd, prep, fds, report, prep.mask.as_ref(), false);
     // SAFETY: fork has no memory-safety preconditions; the child only runs child_main.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
@@ -38,5 +42,7 @@ pub(super) fn spawn(
             std::io::Error::last_os_error(),
         ));
     }
-    finish(cmd, prep, err_read, pid, None)
+    let report = report::read_report(&err_read);
+    drop(err_read);
+    finish(cmd, prep, report, pid, None)
 }

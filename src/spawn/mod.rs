@@ -2,17 +2,17 @@
 //!
 //! Layers: `prepare` (the only allocation site) → `strategy` (the path choice) → one back-end
 //! (`posix`, `clone_vfork`, `fork`) → `child` (the code between clone/fork and exec) →
-//! `errpipe` (the failure record).
+//! `report` (how a child that could not exec says why).
 
 pub(crate) mod child;
 mod clone_vfork;
-pub(crate) mod errpipe;
 mod fork;
 mod posix;
 pub(crate) mod prepare;
+pub(crate) mod report;
 pub(crate) mod strategy;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 pub use strategy::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
 
@@ -76,7 +76,7 @@ fn child_plan<'a>(
     cmd: &'a Command,
     prep: &'a Prepared,
     fds: &FdPlan,
-    errpipe: &OwnedFd,
+    report: report::Report<'a>,
     mask: Option<&'a sys::signal::SigSet>,
     reset_handlers: bool,
 ) -> ChildPlan<'a> {
@@ -88,7 +88,7 @@ fn child_plan<'a>(
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
         pass_fds: &prep.pass_fds,
         close_fds: cmd.close_fds,
-        errpipe: errpipe.as_raw_fd(),
+        report,
         umask: cmd.umask.map(|m| m as libc::mode_t),
         reset_handlers,
         restore_signals: cmd.restore_signals,
@@ -105,18 +105,17 @@ fn child_plan<'a>(
     }
 }
 
-/// After a vfork-style or forked child: read its report; on failure reap it and build the error.
+/// After a vfork-style or forked child: its `report` (`Ok(None)`: it exec'd); on failure reap
+/// it (unless the command keeps failed children) and build the error.
 fn finish(
     cmd: &Command,
     prep: &Prepared,
-    errpipe_read: OwnedFd,
+    report: std::io::Result<Option<(Step, i32)>>,
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
 ) -> Result<Started, SpawnError> {
-    let report = errpipe::read_report(&errpipe_read);
-    drop(errpipe_read);
     match report {
-        // Without CLONE_PIDFD the handle opens a pidfd when it first needs one.
+        // Without a pidfd from the clone, the handle opens one when it first needs it.
         Ok(None) => Ok(Started { pid, pidfd }),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
