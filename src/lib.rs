@@ -7,7 +7,7 @@
 //!
 //! 1. `posix_spawn` (with glibc's `addchdir_np`/`addclosefrom_np`, so `cwd` and `close_fds` stay
 //!    on it);
-//! 2. a vfork-style child (`clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`) for every option set
+//! 2. a vfork-style child (`clone(CLONE_VM | CLONE_VFORK)`) for every option set
 //!    without a user hook, credentials included;
 //! 3. `fork`, only for a pre-exec hook.
 //!

@@ -43,7 +43,7 @@ use crate::sys;
 pub struct Popen {
     pid: libc::pid_t,
     /// Opened on first need (a timed wait, a signal, a drop while running) under the status
-    /// lock, so never for a reaped pid; at spawn only where it comes free (`CLONE_PIDFD`).
+    /// lock, so never for a reaped pid.
     /// Not opening one for every child saves a system call and keeps descriptors that every
     /// later child would inherit and close out of the table.
     pidfd: OnceLock<Option<OwnedFd>>,
@@ -74,9 +74,7 @@ impl Popen {
     ) -> Popen {
         Popen {
             pid: started.pid,
-            pidfd: started
-                .pidfd
-                .map_or_else(OnceLock::new, |fd| OnceLock::from(Some(fd))),
+            pidfd: OnceLock::new(),
             status: Mutex::new(None),
             path,
             group,

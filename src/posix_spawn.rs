@@ -185,7 +185,7 @@ fn start<S: AsRef<OsStr>>(
         attr.pgroup().map(|g| if g == 0 { pid } else { g })
     };
     // The handle opens a pidfd when it first needs one.
-    let started = Started { pid, pidfd: None };
+    let started = Started { pid };
     let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
     popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
     Ok(popen)

@@ -1,5 +1,5 @@
-//! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a stack borrowed from
-//! the parent's frame. A failing child reports through a [`SharedReport`] in that frame too: no
+//! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK)` on a stack borrowed from the parent's
+//! frame. A failing child reports through a [`SharedReport`] in that frame too: no
 //! error pipe.
 //!
 //! # Safety
@@ -12,7 +12,6 @@
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::child::{self, ChildPlan};
 use super::prepare::{FdPlan, Prepared};
@@ -20,7 +19,6 @@ use super::report::{Report, SharedReport};
 use super::{child_plan, finish, Started};
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
-use crate::sys;
 use crate::sys::signal::SignalBlockGuard;
 
 /// The child's stack. It only runs `child_main`, a few frames of plain system calls.
@@ -47,43 +45,18 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
 
-    let base = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-    let mut pidfd: libc::c_int = -1;
-    let use_pidfd = !sys::pidfd::known_unsupported();
+    // No CLONE_PIDFD: as on the other paths the handle opens a pidfd when it first needs one.
+    // A pidfd made here would be inherited (if only until exec) by every child started while
+    // this one runs, and closed by each of them.
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     // SAFETY: child_entry follows the child contract; the stack and plan outlive the child's
-    // use of them (CLONE_VFORK); `pidfd` is a valid int for CLONE_PIDFD to fill.
-    let mut pid = unsafe {
-        if use_pidfd {
-            libc::clone(
-                child_entry,
-                stack_top,
-                base | libc::CLONE_PIDFD,
-                arg,
-                &mut pidfd as *mut libc::c_int,
-            )
-        } else {
-            libc::clone(child_entry, stack_top, base, arg)
-        }
-    };
-    let mut err = (pid == -1).then(std::io::Error::last_os_error);
-    if use_pidfd
-        && err
-            .as_ref()
-            .is_some_and(|e| e.raw_os_error() == Some(libc::EINVAL))
-    {
-        // A kernel older than 5.2 has no CLONE_PIDFD.
-        sys::pidfd::mark_unsupported();
-        pidfd = -1;
-        // SAFETY: as above, without CLONE_PIDFD.
-        pid = unsafe { libc::clone(child_entry, stack_top, base, arg) };
-        err = (pid == -1).then(std::io::Error::last_os_error);
-    }
+    // use of them (CLONE_VFORK).
+    let pid = unsafe { libc::clone(child_entry, stack_top, flags, arg) };
+    let err = (pid == -1).then(std::io::Error::last_os_error);
     drop(guard);
     if let Some(e) = err {
         return Err(SpawnError::new(Step::Spawn, e));
     }
-    // SAFETY: on success with CLONE_PIDFD the kernel stored a fresh descriptor that we own.
-    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
-    finish(cmd, prep, Ok(report.get()), pid, pidfd)
+    finish(cmd, prep, Ok(report.get()), pid)
 }

@@ -44,5 +44,5 @@ pub(super) fn spawn(
     }
     let report = report::read_report(&err_read);
     drop(err_read);
-    finish(cmd, prep, report, pid, None)
+    finish(cmd, prep, report, pid)
 }

@@ -12,8 +12,6 @@ pub(crate) mod prepare;
 pub(crate) mod report;
 pub(crate) mod strategy;
 
-use std::os::fd::OwnedFd;
-
 pub use strategy::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
 
 use crate::audit;
@@ -28,7 +26,6 @@ use prepare::{FdPlan, Prepared};
 /// A started child, before it is wrapped in a [`Popen`].
 pub(crate) struct Started {
     pub(crate) pid: libc::pid_t,
-    pub(crate) pidfd: Option<OwnedFd>,
 }
 
 pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
@@ -112,11 +109,10 @@ fn finish(
     prep: &Prepared,
     report: std::io::Result<Option<(Step, i32)>>,
     pid: libc::pid_t,
-    pidfd: Option<OwnedFd>,
 ) -> Result<Started, SpawnError> {
     match report {
-        // Without a pidfd from the clone, the handle opens one when it first needs it.
-        Ok(None) => Ok(Started { pid, pidfd }),
+        // The handle opens a pidfd when it first needs one.
+        Ok(None) => Ok(Started { pid }),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }

@@ -11,7 +11,7 @@ use crate::posix_spawn::Extension;
 pub enum SpawnPath {
     /// The C library's `posix_spawn` (vfork-based in glibc ≥ 2.24, musl).
     PosixSpawn,
-    /// Our own vfork-style child: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on Linux.
+    /// Our own vfork-style child: `clone(CLONE_VM | CLONE_VFORK)` on Linux.
     CloneVfork,
     /// `fork`: the only path that can run a user's pre-exec hook. Its cost grows with the
     /// parent's memory.
