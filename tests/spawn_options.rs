@@ -671,3 +671,22 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     let (r, w) = std::io::pipe().unwrap();
     (r.into(), w.into())
 }
+
+/// The vfork child's stack is not carved out of the caller's frame: a thread with a small
+/// stack can spawn on that path (and again, reusing it).
+#[test]
+fn vfork_path_spawns_from_a_thread_with_a_small_stack() {
+    let worker = std::thread::Builder::new()
+        .stack_size(48 * 1024)
+        .spawn(|| {
+            for _ in 0..3 {
+                let mut cmd = Command::new("true");
+                cmd.spawn_path(SpawnPath::CloneVfork);
+                let child = cmd.spawn().unwrap();
+                assert_eq!(child.spawn_path(), SpawnPath::CloneVfork);
+                assert!(child.wait().unwrap().success());
+            }
+        })
+        .unwrap();
+    worker.join().unwrap();
+}

@@ -1,16 +1,17 @@
-//! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK)` on a stack borrowed from the parent's
-//! frame. A failing child reports through a [`SharedReport`] in that frame too: no
-//! error pipe.
+//! The vfork-style path: `clone(CLONE_VM | CLONE_VFORK)` on a stack the spawning thread keeps
+//! for its children. A failing child reports through a [`SharedReport`] in the parent's frame:
+//! no error pipe.
 //!
 //! # Safety
 //!
 //! The child shares the parent's memory and runs [`child::child_main`] under its contract (see
 //! `spawn::child`). The parent thread is suspended by `CLONE_VFORK` until the child execs or
-//! exits, so the child may use a stack array that lives in this function's frame, and may read
-//! the plan the parent built. Every signal is blocked in the parent around the clone, so no
-//! handler of the parent can run in the child before the child has reset them.
+//! exits, so the child may use this thread's child stack, and may read the plan the parent
+//! built. Every signal is blocked in the parent around the clone, so no handler of the parent
+//! can run in the child before the child has reset them.
 #![allow(unsafe_code)]
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use super::child::{self, ChildPlan};
@@ -27,6 +28,32 @@ const STACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 struct Stack([MaybeUninit<u8>; STACK_SIZE]);
 
+fn new_stack() -> Box<Stack> {
+    // SAFETY: a `Stack` is an array of `MaybeUninit` bytes: uninitialised memory is a valid one.
+    unsafe { Box::<Stack>::new_uninit().assume_init() }
+}
+
+/// Runs `f` with a child stack: this thread's own, allocated on its first vfork-style spawn and
+/// kept (only a child of this thread runs on it, while this thread is suspended), or a fresh one
+/// where that is unavailable (a spawn during the thread's teardown). Not in the caller's frame:
+/// a thread with a small stack can spawn too.
+fn with_child_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
+    thread_local! {
+        static STACK: RefCell<Option<Box<Stack>>> = const { RefCell::new(None) };
+    }
+    let mut f = Some(f);
+    let ran = STACK.try_with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let stack = slot.get_or_insert_with(new_stack);
+        f.take().map(|f| f(stack))
+    });
+    match (ran, f) {
+        (Ok(Some(result)), _) => result,
+        (_, Some(f)) => f(&mut new_stack()),
+        (_, None) => unreachable!("the closure ran but returned nothing"),
+    }
+}
+
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `ChildPlan` the parent passed to clone; it outlives the child's use
     // of it because the parent is suspended until exec or exit. child_main never returns.
@@ -40,18 +67,19 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     // or the one this thread had before the guard ("inherit").
     let mask = prep.mask.unwrap_or(*guard.old_mask());
     let plan = child_plan(cmd, prep, fds, Report::Shared(&report), Some(&mask), true);
-    let mut stack = Stack([MaybeUninit::uninit(); STACK_SIZE]);
-    // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from here.
-    let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
-
     // No CLONE_PIDFD: as on the other paths the handle opens a pidfd when it first needs one.
     // A pidfd made here would be inherited (if only until exec) by every child started while
     // this one runs, and closed by each of them.
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-    // SAFETY: child_entry follows the child contract; the stack and plan outlive the child's
-    // use of them (CLONE_VFORK).
-    let pid = unsafe { libc::clone(child_entry, stack_top, flags, arg) };
+    let pid = with_child_stack(|stack| {
+        // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from
+        // here.
+        let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
+        // SAFETY: child_entry follows the child contract; the stack and plan outlive the
+        // child's use of them (CLONE_VFORK suspends this thread until exec or exit).
+        unsafe { libc::clone(child_entry, stack_top, flags, arg) }
+    });
     let err = (pid == -1).then(std::io::Error::last_os_error);
     drop(guard);
     if let Some(e) = err {
