@@ -398,18 +398,18 @@ impl Command {
         self
     }
 
-    /// Which spawn path [`spawn`](Self::spawn) would take, and why each faster path was not
-    /// taken.
+    /// Which spawn path [`spawn`](Self::spawn) would take, and why each path tried before it
+    /// (in [`SpawnPath::ALL`] order) was not taken.
     ///
     /// ```
     /// use popen::{Command, SpawnPath};
     ///
     /// let mut cmd = Command::new("true");
-    /// assert_eq!(cmd.choose_path().path(), SpawnPath::PosixSpawn);
     /// cmd.umask(0o077);
-    /// let choice = cmd.choose_path();
-    /// assert_eq!(choice.path(), SpawnPath::CloneVfork);
-    /// assert_eq!(choice.to_string(), "vfork (posix_spawn: not used because a umask is set)");
+    /// assert_eq!(cmd.choose_path().path(), SpawnPath::CloneVfork);
+    /// // Forced onto posix_spawn, the umask cannot be honoured: spawn() would refuse.
+    /// cmd.spawn_path(SpawnPath::PosixSpawn);
+    /// assert_eq!(cmd.choose_path().impossible(), Some("a umask is set"));
     /// ```
     pub fn choose_path(&self) -> PathChoice {
         spawn::strategy::choose(self)

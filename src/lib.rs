@@ -5,10 +5,10 @@
 //! and process groups, user and groups, umask, pipe size, pre-exec hooks — plus resource limits
 //! and a parent-death signal, through the cheapest spawn path the options allow:
 //!
-//! 1. `posix_spawn` (with glibc's `addchdir_np`/`addclosefrom_np`, so `cwd` and `close_fds` stay
-//!    on it);
-//! 2. a vfork-style child (`clone(CLONE_VM | CLONE_VFORK)`) for every option set
+//! 1. on Linux, a vfork-style child (`clone(CLONE_VM | CLONE_VFORK)`) for every option set
 //!    without a user hook, credentials included;
+//! 2. elsewhere, or when asked for, `posix_spawn` (with glibc's `addchdir_np`/`addclosefrom_np`,
+//!    so `cwd` and `close_fds` stay on it);
 //! 3. `fork`, only for a pre-exec hook.
 //!
 //! Failures in the child come back as a [`SpawnError`] that names the step, the errno and the

@@ -200,13 +200,19 @@ fn detach_leaves_reaping_to_the_caller() {
 #[test]
 fn path_choice_explains_itself() {
     let mut cmd = Command::new("true");
-    cmd.cwd("/").start_new_session(true).process_group(0);
-    assert_eq!(cmd.choose_path().to_string(), "posix_spawn");
-    cmd.uid(0);
+    cmd.cwd("/").start_new_session(true).process_group(0).uid(0);
+    assert_eq!(cmd.choose_path().to_string(), "vfork");
+    // SAFETY: the hook only returns.
+    unsafe { cmd.pre_exec(|| Ok(())) };
     assert_eq!(
         cmd.choose_path().to_string(),
-        "vfork (posix_spawn: not used because a user or group is set)"
+        "fork (vfork: not used because a pre-exec hook is set; \
+         posix_spawn: not used because a pre-exec hook is set)"
     );
+    cmd.spawn_path(SpawnPath::PosixSpawn);
+    let forced = cmd.choose_path();
+    assert_eq!(forced.to_string(), "posix_spawn (forced)");
+    assert_eq!(forced.impossible(), Some("a pre-exec hook is set"));
     cmd.spawn_path(SpawnPath::Fork);
     assert_eq!(cmd.choose_path().to_string(), "fork (forced)");
 }

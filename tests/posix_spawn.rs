@@ -517,12 +517,20 @@ fn each_missing_extension_is_refused_never_skipped() {
         try_it(&mut actions, &mut attr).unwrap();
     }
 
-    // The engine does not take the posix_spawn path for options that would need a missing one.
+    // The engine's posix_spawn path refuses options that would need a missing extension: forced
+    // onto it, a spawn fails before anything exists, naming the missing function.
     Extension::AddChdir.simulate_missing(true);
-    let mut child = Command::new("true");
-    let child = child.cwd("/").spawn().unwrap();
-    assert_ne!(child.spawn_path(), SpawnPath::PosixSpawn);
-    child.wait().unwrap();
+    let mut cmd = Command::new("true");
+    cmd.cwd("/").spawn_path(SpawnPath::PosixSpawn);
+    assert_eq!(
+        cmd.choose_path().impossible(),
+        Some("the C library has no posix_spawn_file_actions_addchdir_np")
+    );
+    let err = cmd.spawn().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    Extension::AddChdir.simulate_missing(false);
+    assert_eq!(cmd.choose_path().impossible(), None);
+    cmd.spawn().unwrap().wait().unwrap();
 }
 
 // ---- spawnp and exec failures ----

@@ -551,8 +551,8 @@ fn pre_exec_hook_runs_in_the_child_before_exec() {
     assert_eq!(cmd.choose_path().path(), SpawnPath::Fork);
     assert_eq!(
         cmd.choose_path().to_string(),
-        "fork (posix_spawn: not used because a pre-exec hook is set; \
-         vfork: not used because a pre-exec hook is set)"
+        "fork (vfork: not used because a pre-exec hook is set; \
+         posix_spawn: not used because a pre-exec hook is set)"
     );
     assert_eq!(output(&mut cmd).0, "hook\nafter\n");
 }
