@@ -220,15 +220,23 @@ fn ratio_target(
     }
 }
 
-/// A ratio target judged on the median of per-batch ratios ([`Samples::paired_ratio`]); the
-/// line also shows their range and the ratio of the two medians.
-fn paired_target(
+/// A target comparing `popen-auto` with `other` (`None`: no such variant measured) in `scenario`
+/// at `rss`: judged on the median of per-batch ratios ([`Samples::paired_ratio`]); the line also
+/// shows their range and the ratio of the two medians.
+#[allow(clippy::too_many_arguments)]
+fn side_by_side(
+    s: &Samples,
     what: String,
-    paired: Option<Stats>,
-    of_medians: Option<f64>,
+    scenario: &str,
+    rss: usize,
+    other: Option<&str>,
     goal: f64,
     strict: bool,
 ) -> Target {
+    let auto = "popen-auto";
+    let paired = other.and_then(|o| s.paired_ratio(scenario, rss, auto, o));
+    let of_medians =
+        other.and_then(|o| Some(s.median(scenario, rss, auto)? / s.median(scenario, rss, o)?));
     let r = paired.map(|p| p.median);
     Target {
         what,
@@ -471,29 +479,29 @@ impl Report<'_> {
         let auto = "popen-auto";
         let levels = self.rss_levels;
         for &r in levels {
-            t.push(paired_target(
+            t.push(side_by_side(
+                s,
                 format!(
                     "spawn+wait, auto path, default options, RSS {}: rate vs raw posix_spawn loop",
                     fmt_rss(r)
                 ),
-                s.paired_ratio("spawn", r, auto, "raw"),
-                s.median("spawn", r, auto)
-                    .zip(s.median("spawn", r, "raw"))
-                    .map(|(a, b)| a / b),
+                "spawn",
+                r,
+                Some("raw"),
                 0.95,
                 false,
             ));
         }
         for &r in levels {
-            t.push(paired_target(
+            t.push(side_by_side(
+                s,
                 format!(
                     "spawn+wait, auto path, default options, RSS {}: rate vs std",
                     fmt_rss(r)
                 ),
-                s.paired_ratio("spawn", r, auto, "std"),
-                s.median("spawn", r, auto)
-                    .zip(s.median("spawn", r, "std"))
-                    .map(|(a, b)| a / b),
+                "spawn",
+                r,
+                Some("std"),
                 0.97,
                 false,
             ));
@@ -510,66 +518,68 @@ impl Report<'_> {
             false,
         ));
         for &r in levels {
-            t.push(paired_target(
+            t.push(side_by_side(
+                s,
                 format!(
                     "close_fds+cwd+session, auto path, RSS {}: rate vs raw loop (same options)",
                     fmt_rss(r)
                 ),
-                s.paired_ratio("spawn_full", r, auto, "raw"),
-                s.median("spawn_full", r, auto)
-                    .zip(s.median("spawn_full", r, "raw"))
-                    .map(|(a, b)| a / b),
+                "spawn_full",
+                r,
+                Some("raw"),
                 0.90,
                 false,
             ));
         }
         for &r in levels {
             let best = best_peer(s, "spawn_full", r, true);
-            t.push(paired_target(
+            t.push(side_by_side(
+                s,
                 format!(
                     "close_fds+cwd+session, auto path, RSS {}: rate vs best peer ({})",
                     fmt_rss(r),
                     best.map_or("none", |b| b.0)
                 ),
-                best.and_then(|b| s.paired_ratio("spawn_full", r, auto, b.0)),
-                s.median("spawn_full", r, auto)
-                    .zip(best)
-                    .map(|(a, b)| a / b.1),
+                "spawn_full",
+                r,
+                best.map(|b| b.0),
                 1.0,
                 true,
             ));
         }
         for &r in levels {
-            t.push(paired_target(
+            t.push(side_by_side(
+                s,
                 format!(
                     "2 threads, auto path, RSS {}: total rate vs std from 2 threads",
                     fmt_rss(r)
                 ),
-                s.paired_ratio("spawn_2threads", r, auto, "std"),
-                s.median("spawn_2threads", r, auto)
-                    .zip(s.median("spawn_2threads", r, "std"))
-                    .map(|(a, b)| a / b),
+                "spawn_2threads",
+                r,
+                Some("std"),
                 1.0,
                 false,
             ));
         }
         let best = best_peer(s, "capture", 0, true);
-        t.push(paired_target(
+        t.push(side_by_side(
+            s,
             format!(
                 "capture of 512 MiB: popen MB/s vs best peer ({})",
                 best.map_or("none", |b| b.0)
             ),
-            best.and_then(|b| s.paired_ratio("capture", 0, auto, b.0)),
-            s.median("capture", 0, auto).zip(best).map(|(a, b)| a / b.1),
+            "capture",
+            0,
+            best.map(|b| b.0),
             1.0,
             false,
         ));
-        t.push(paired_target(
+        t.push(side_by_side(
+            s,
             "256 MiB both ways through cat: popen MB/s vs std (writer thread)".into(),
-            s.paired_ratio("duplex", 0, auto, "std"),
-            s.median("duplex", 0, auto)
-                .zip(s.median("duplex", 0, "std"))
-                .map(|(a, b)| a / b),
+            "duplex",
+            0,
+            Some("std"),
             1.4,
             false,
         ));
