@@ -82,7 +82,7 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     }
     for &fd in &req.fds_to_keep {
         // errpipe_write is kept open for the child by CPython, but stays close-on-exec: the
-        // engine has its own error pipe, so it is simply not passed.
+        // engine's child reports failures its own way, so it is simply not passed.
         if fd != req.errpipe_write {
             // SAFETY: the caller (subprocess.py) keeps every descriptor of fds_to_keep open
             // until fork_exec returns.
