@@ -363,3 +363,41 @@ fn a_failed_child_can_be_left_for_the_caller_to_reap() {
     let err = spawn_err(Command::new("popen-surely-missing"), SpawnPath::CloneVfork);
     assert_eq!(err.pid(), None);
 }
+
+/// valgrind runs a `CLONE_VM | CLONE_VFORK` child as a fork, so a failure the vfork child
+/// stores in shared memory never reaches the parent. The first such spawn notices (its child
+/// ran in memory of its own) and from then on the process spawns through fork, whose pipe
+/// reports failures as usual. (`scripts/test-all.sh` installs valgrind.)
+#[test]
+fn under_valgrind_spawn_failures_stay_typed_errors() {
+    const NAME: &str = "under_valgrind_spawn_failures_stay_typed_errors";
+    if in_scenario(NAME) {
+        let first = Command::new("/no/such/program").spawn();
+        match first {
+            // What the C library's posix_spawn gives here too: a child that exits 127.
+            Ok(child) => assert_eq!(child.wait().unwrap().code(), Some(127)),
+            Err(e) => assert_eq!(e.step(), Step::Exec),
+        }
+        let err = Command::new("/no/such/program").spawn().unwrap_err();
+        assert_eq!((err.step(), err.kind()), (Step::Exec, ErrorKind::NotFound));
+        let err = Command::new("true")
+            .cwd("/no/such/dir")
+            .spawn()
+            .unwrap_err();
+        assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
+        let child = Command::new("true").spawn().unwrap();
+        assert!(child.wait().unwrap().success());
+        scenario_passed();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let status = Command::new("valgrind")
+        .args(["-q", "--error-exitcode=99"])
+        .arg(exe)
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env("POPEN_TEST_SCENARIO", NAME)
+        .spawn()
+        .expect("valgrind (scripts/test-all.sh installs it)")
+        .wait()
+        .unwrap();
+    assert!(status.success(), "under valgrind: {status}");
+}

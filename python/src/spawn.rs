@@ -41,7 +41,9 @@ pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
     };
     let result = match &req.preexec_fn {
         // No Python code runs in the child: the interpreter is not needed while the engine
-        // works, and it picks its fastest path (posix_spawn or a vfork-style child).
+        // works, and it picks its fastest path. On Linux that is the vfork-style child (as in
+        // CPython), which, unlike posix_spawn, leaves a failed child for subprocess.py to reap,
+        // so its Popen gets a returncode.
         None => py.detach(move || cmd.spawn().map(engine::Popen::detach)),
         Some(preexec_fn) => spawn_with_preexec(&mut cmd, preexec_fn.clone_ref(py)),
     };
@@ -75,11 +77,6 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     cmd.close_fds(req.close_fds);
     // subprocess.py reaps a child that failed, after reading its error record.
     cmd.keep_failed_child(true);
-    if req.preexec_fn.is_none() && req.allow_vfork && engine::default_spawn_path().is_none() {
-        // CPython's own choice: a vfork-style child, which (unlike posix_spawn) leaves a failed
-        // child for subprocess.py to reap, so its Popen gets a returncode. It is as fast.
-        cmd.spawn_path(SpawnPath::CloneVfork);
-    }
     for &fd in &req.fds_to_keep {
         // errpipe_write is kept open for the child by CPython, but stays close-on-exec: the
         // engine's child reports failures its own way, so it is simply not passed.

@@ -107,6 +107,10 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     // SAFETY (whole body): each call below is an async-signal-safe system call on plain data
     // prepared by the parent, per the module contract.
     unsafe {
+        // 0. Tell a parent that shares our memory that it does (see `SharedReport`).
+        if let Report::Shared(shared) = plan.report {
+            shared.mark_started();
+        }
         // 1. Passed descriptors survive exec.
         for &fd in plan.pass_fds {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {

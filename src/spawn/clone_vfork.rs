@@ -85,6 +85,13 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     if let Some(e) = err {
         return Err(SpawnError::new(Step::Spawn, e));
     }
+    if !report.is_shared() {
+        // The child ran in memory of its own: whether it exec'd cannot be told (a failure will
+        // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
+        // this process take the fork path, whose pipe works anyway.
+        super::strategy::mark_vm_not_shared();
+        return finish(cmd, prep, Ok(None), pid);
+    }
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
     finish(cmd, prep, Ok(report.get()), pid)
 }

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 use crate::error::Step;
 use crate::sys;
@@ -79,12 +79,26 @@ impl Report<'_> {
 /// lock-free atomics: a store is a plain memory write, safe in the child.
 #[derive(Default)]
 pub(crate) struct SharedReport {
+    /// Set by the child first thing: still unset after the clone, the child did not share our
+    /// memory (an emulator such as valgrind runs a `CLONE_VM | CLONE_VFORK` child as a fork),
+    /// and nothing it stored here can be seen.
+    started: AtomicBool,
     /// The failed step's code plus one; 0 while nothing failed.
     step: AtomicU32,
     errno: AtomicI32,
 }
 
 impl SharedReport {
+    /// Notes that the child runs: one atomic store, safe in the child.
+    pub(crate) fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Whether the child's stores reach this memory (see `started`).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     /// Records `step` failing with `errno`: two atomic stores, safe in the child.
     pub(crate) fn set(&self, step: Step, errno: i32) {
         self.errno.store(errno, Ordering::Relaxed);
@@ -133,6 +147,9 @@ mod tests {
     #[test]
     fn shared_report_round_trips() {
         let shared = SharedReport::default();
+        assert!(!shared.is_shared());
+        shared.mark_started();
+        assert!(shared.is_shared());
         assert_eq!(shared.get(), None);
         shared.set(Step::Setuid, libc::EPERM);
         assert_eq!(shared.get(), Some((Step::Setuid, libc::EPERM)));

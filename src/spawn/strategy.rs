@@ -1,7 +1,7 @@
 //! The choice of spawn path: one visible predicate per path, one reason per rule.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::command::Command;
 use crate::posix_spawn::Extension;
@@ -125,6 +125,20 @@ fn default_path() -> Option<SpawnPath> {
     }
 }
 
+/// Set once a `CLONE_VM | CLONE_VFORK` child was seen not to share this process's memory.
+static VM_NOT_SHARED: AtomicBool = AtomicBool::new(false);
+
+const NOT_SHARED: &str =
+    "children here do not share the parent's memory (run as forks, as under valgrind), so \
+     they could not report a failure";
+
+/// Records that `CLONE_VM` children do not share memory in this process (an emulator runs them
+/// as forks): the vfork child and glibc's `posix_spawn`, which both report a failure through
+/// that memory, are no longer chosen.
+pub(crate) fn mark_vm_not_shared() {
+    VM_NOT_SHARED.store(true, Ordering::Relaxed);
+}
+
 /// Why `posix_spawn` cannot express this command, if it cannot.
 fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
     if !cmd.hooks.is_empty() {
@@ -148,6 +162,9 @@ fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
     if !Extension::ReportsExecErrors.is_available() {
         return Some("the C library's posix_spawn does not report exec errors");
     }
+    if VM_NOT_SHARED.load(Ordering::Relaxed) {
+        return Some(NOT_SHARED);
+    }
     if cmd.close_fds && !Extension::AddClosefrom.is_available() {
         return Some("the C library has no posix_spawn_file_actions_addclosefrom_np");
     }
@@ -167,6 +184,9 @@ fn vfork_refusal(cmd: &Command) -> Option<&'static str> {
     }
     if !cfg!(target_os = "linux") {
         return Some("clone(CLONE_VM | CLONE_VFORK) is Linux-only");
+    }
+    if VM_NOT_SHARED.load(Ordering::Relaxed) {
+        return Some(NOT_SHARED);
     }
     None
 }
