@@ -27,19 +27,8 @@ fn pipes_that_land_on_fds_0_to_2_when_the_parent_closed_them() {
             // The pipes really were made on the closed numbers.
             assert!(child.stdin.as_ref().unwrap().as_raw_fd() <= 2);
             child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-            let (mut out, mut err) = (String::new(), String::new());
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let out = common::read_all(&mut child);
+            let err = common::read_stderr(&mut child);
             assert!(child.wait().unwrap().success());
             if (out.as_str(), err.as_str()) != ("hello\n", "err\n") {
                 std::process::exit(1);

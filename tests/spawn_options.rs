@@ -184,13 +184,7 @@ fn stdout_and_stderr_to_pipe_null_and_files() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let err = common::read_stderr(&mut child);
             assert_eq!(common::read_all(&mut child), "out\n", "{path}");
             assert_eq!(err, "err\n", "{path}");
             child.wait().unwrap();
@@ -204,13 +198,7 @@ fn stdout_and_stderr_to_pipe_null_and_files() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let err = common::read_stderr(&mut child);
             assert_eq!(err, "err\n", "{path}");
             assert!(child.stdout.is_none());
             child.wait().unwrap();
@@ -251,13 +239,7 @@ fn stderr_merged_into_stdout_and_stdout_into_stderr() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut all = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut all)
-                .unwrap();
+            let all = common::read_stderr(&mut child);
             assert_eq!(all, "out\nerr\n", "{path}");
             child.wait().unwrap();
         },

@@ -23,6 +23,18 @@ pub fn read_all(child: &mut Popen) -> String {
     s
 }
 
+/// Everything the child writes to its piped stderr, until end of file.
+pub fn read_stderr(child: &mut Popen) -> String {
+    let mut s = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut s)
+        .expect("read stderr");
+    s
+}
+
 /// Runs `f` once per spawn path with a fresh command from `make`, forcing the path.
 pub fn on_each_path(mut make: impl FnMut() -> Command, mut f: impl FnMut(SpawnPath, &mut Command)) {
     for path in SpawnPath::ALL {
