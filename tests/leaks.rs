@@ -5,7 +5,6 @@ mod common;
 
 use common::{in_scenario, open_fds, run_scenario, scenario_passed, zombie_children};
 use popen::{Command, SpawnPath, Stdio};
-use std::io::Read;
 
 #[test]
 fn ten_thousand_spawns_from_four_threads() {
@@ -67,13 +66,7 @@ fn concurrent_spawns_never_leak_pipes_into_other_children() {
             .spawn_path(path)
             .spawn()
             .unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = common::read_all(&mut child);
         child.wait().unwrap();
         out
     };

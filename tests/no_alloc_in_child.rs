@@ -1,9 +1,10 @@
 //! The child between clone/fork and exec must not allocate: this test binary's allocator kills
 //! any process other than the test process that calls it.
 
+mod common;
+
 use popen::{Command, Resource, SpawnPath, Stdio};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Read;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The pid allowed to allocate; 0 before the test arms the check.
@@ -62,13 +63,7 @@ fn the_child_never_allocates_on_any_path() {
                 .parent_death_signal(libc::SIGKILL);
         }
         let mut child = cmd.spawn().unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = common::read_all(&mut child);
         let status = child.wait().unwrap();
         // An allocation in the child would have aborted it before exec.
         assert_eq!(status.signal(), None, "{path}");
