@@ -64,19 +64,21 @@ fn grandchild_holding_the_pipe_does_not_hold_the_timeout() {
         0
     );
     let grace = popen::DEFAULT_GRACE_PERIOD;
+    // run with capture and TIMEOUT, which must time out: its error and how long it took.
+    let run_to_timeout = |cmd: &mut Command| {
+        let started = Instant::now();
+        let err =
+            popen::run(cmd, &RunOptions::new().capture_output().timeout(TIMEOUT)).unwrap_err();
+        let elapsed = started.elapsed();
+        let RunError::Timeout(t) = err else {
+            panic!("{err}")
+        };
+        (t, elapsed)
+    };
 
     // 1. A plain child: it is killed; its background grandchild is not (it is in no group of
     // the child's own) and keeps the pipes open; run returns after the grace period anyway.
-    let started = Instant::now();
-    let err = popen::run(
-        Command::shell(SCRIPT),
-        &RunOptions::new().capture_output().timeout(TIMEOUT),
-    )
-    .unwrap_err();
-    let elapsed = started.elapsed();
-    let RunError::Timeout(t) = err else {
-        panic!("{err}")
-    };
+    let (t, elapsed) = run_to_timeout(&mut Command::shell(SCRIPT));
     assert_eq!(t.stdout, b"hi\n");
     assert_eq!(t.status.and_then(|s| s.signal()), Some(libc::SIGKILL));
     assert!(elapsed >= TIMEOUT, "{elapsed:?}");
@@ -90,16 +92,7 @@ fn grandchild_holding_the_pipe_does_not_hold_the_timeout() {
     kill_and_reap(&survivors);
 
     // 2. The same in a process group of its own, through run: the whole group is killed.
-    let started = Instant::now();
-    let err = popen::run(
-        Command::shell(SCRIPT).process_group(0),
-        &RunOptions::new().capture_output().timeout(TIMEOUT),
-    )
-    .unwrap_err();
-    let elapsed = started.elapsed();
-    let RunError::Timeout(t) = err else {
-        panic!("{err}")
-    };
+    let (t, elapsed) = run_to_timeout(Command::shell(SCRIPT).process_group(0));
     assert_eq!(t.stdout, b"hi\n");
     assert!(elapsed < TIMEOUT + grace + SLACK, "took {elapsed:?}");
     std::thread::sleep(Duration::from_millis(200));
