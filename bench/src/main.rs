@@ -345,7 +345,14 @@ impl Run {
         let record = |r: &Value| {
             let bytes = r["bytes"].as_f64().unwrap_or(0.0);
             let secs = r["secs"].as_f64().unwrap_or(f64::NAN);
-            vec![("mbps", bytes / secs / 1e6), ("secs", secs)]
+            let ms = |key: &str| r[key].as_f64().unwrap_or(f64::NAN) / 1e6;
+            vec![
+                ("mbps", bytes / secs / 1e6),
+                ("secs", secs),
+                ("cpu_ms", ms("cpu_ns")),
+                ("child_cpu_ms", ms("child_cpu_ns")),
+                ("cpus", ms("cpu_ns") / (secs * 1e3)),
+            ]
         };
         let capture = json!({"op": "capture", "file": file.to_str().expect("utf-8 path"),
             "bytes": self.cfg.capture_bytes});

@@ -245,10 +245,19 @@ pub fn monotonic_ns() -> i64 {
 /// CPU time (user + system) of the whole process in ns, and its context switches
 /// (voluntary + involuntary), from `getrusage(RUSAGE_SELF)`.
 pub fn rusage_self() -> (u64, u64) {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// CPU time (ns) and context switches of the children this process has reaped.
+pub fn rusage_children() -> (u64, u64) {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage(who: libc::c_int) -> (u64, u64) {
     // SAFETY: `ru` is a valid rusage for the kernel to fill.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        libc::getrusage(who, &mut ru);
         ru
     };
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;

@@ -328,17 +328,24 @@ impl Report<'_> {
         }
         let _ = writeln!(
             out,
-            "\n### {title}\n\n| variant | MB/s median [min–max] | n | × raw |\n|---|---:|---:|---:|"
+            "\n### {title}\n\n| variant | MB/s median [min–max] | n | × raw | parent CPU ms | parent CPUs busy | `cat` CPU ms |\n|---|---:|---:|---:|---:|---:|---:|"
         );
         let raw = s.median(key, 0, "raw");
+        let median = |v: &str, metric: &str| {
+            s.stats(key, 0, v, metric)
+                .map_or("—".to_string(), |x| fmt_num(x.median))
+        };
         for v in VARIANTS {
             let st = s.stats(key, 0, v, "mbps");
             let _ = writeln!(
                 out,
-                "| {v} | {} | {} | {} |",
+                "| {v} | {} | {} | {} | {} | {} | {} |",
                 fmt_stats(st),
                 st.map_or(0, |x| x.n),
-                fmt_ratio(st.map(|x| x.median).zip(raw).map(|(a, b)| a / b))
+                fmt_ratio(st.map(|x| x.median).zip(raw).map(|(a, b)| a / b)),
+                median(v, "cpu_ms"),
+                median(v, "cpus"),
+                median(v, "child_cpu_ms"),
             );
         }
     }

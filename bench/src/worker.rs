@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use serde_json::{json, Value};
 
+use crate::raw;
 use crate::variants::{self, DuplexInput, Opts, Variant};
 
 const MIB: usize = 1 << 20;
@@ -97,13 +98,12 @@ fn handle(state: &mut State, req: &Value) -> io::Result<Value> {
             json!({"count": b.count, "secs": b.secs, "cpu_ns": b.cpu_ns, "path": b.path})
         }
         "capture" => {
-            let start = std::time::Instant::now();
-            let n = variants::capture(v, str_field(req, "file")?)?;
-            let secs = start.elapsed().as_secs_f64();
+            let (n, mut reply) = timed(|| variants::capture(v, str_field(req, "file")?))?;
             if n as f64 != num_field(req, "bytes")? {
                 return Err(io::Error::other(format!("captured {n} bytes")));
             }
-            json!({"bytes": n, "secs": secs})
+            reply["bytes"] = json!(n);
+            reply
         }
         "duplex" => {
             let bytes = num_field(req, "bytes")? as usize;
@@ -112,13 +112,12 @@ fn handle(state: &mut State, req: &Value) -> io::Result<Value> {
                 state.duplex = Some(DuplexInput::new(bytes));
             }
             let input = state.duplex.as_ref().expect("just made");
-            let start = std::time::Instant::now();
-            let n = variants::duplex(v, input)?;
-            let secs = start.elapsed().as_secs_f64();
+            let (n, mut reply) = timed(|| variants::duplex(v, input))?;
             if n != bytes {
                 return Err(io::Error::other(format!("read back {n} of {bytes} bytes")));
             }
-            json!({"bytes": n, "secs": secs})
+            reply["bytes"] = json!(n);
+            reply
         }
         "wait" => {
             let s = variants::wait_reaction(
@@ -136,6 +135,19 @@ fn handle(state: &mut State, req: &Value) -> io::Result<Value> {
         }
         _ => return Err(io::Error::other(format!("unknown op {op:?}"))),
     })
+}
+
+/// Runs `f` and measures it: wall seconds, this process's CPU time (every thread) and the CPU
+/// time of the children it reaped meanwhile, so that a table can tell a saturated single
+/// thread from work spread over several.
+fn timed<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<(T, Value)> {
+    let (cpu0, child0) = (raw::rusage_self().0, raw::rusage_children().0);
+    let start = std::time::Instant::now();
+    let out = f()?;
+    let secs = start.elapsed().as_secs_f64();
+    let (cpu1, child1) = (raw::rusage_self().0, raw::rusage_children().0);
+    let reply = json!({"secs": secs, "cpu_ns": cpu1 - cpu0, "child_cpu_ns": child1 - child0});
+    Ok((out, reply))
 }
 
 /// Runs the worker until `{"op": "quit"}` or end of input.
