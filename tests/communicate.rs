@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::noise;
+use common::{in_scenario, noise, scenario_command};
 use popen::{CaptureLimit, CaptureOptions, Command, CommunicateError, Popen, Stdio, Stream};
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -417,7 +417,8 @@ fn lines_timeout_with_kill_on_timeout() {
 /// in a fresh copy of this test binary whose stdout and stderr the test captures.
 #[test]
 fn tee_copies_to_own_streams_while_capturing() {
-    if std::env::var_os("POPEN_TEE_SCENARIO").is_some() {
+    const NAME: &str = "tee_copies_to_own_streams_while_capturing";
+    if in_scenario(NAME) {
         let mut child = piped(&mut sh("echo to-out; echo to-err >&2"));
         let out = child
             .capture_options(CaptureOptions::new().tee_stdout(true).tee_stderr(true))
@@ -429,14 +430,7 @@ fn tee_copies_to_own_streams_while_capturing() {
         );
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut outer = Command::new(exe)
-        .args([
-            "tee_copies_to_own_streams_while_capturing",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("POPEN_TEE_SCENARIO", "1")
+    let mut outer = scenario_command(NAME)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -460,13 +454,18 @@ fn tee_copies_to_own_streams_while_capturing() {
 #[test]
 fn lines_tee_and_capture_limit_apply() {
     let mut child = piped(&mut sh("echo short; head -c 100000 /dev/zero; echo"));
+    assert_short_line_then_cap(&mut child);
+    child.kill().unwrap();
+}
+
+/// With a 1,000-byte error cap on stdout: `lines()` hands out the line `short`, then reports
+/// the cap with exactly the capped bytes.
+fn assert_short_line_then_cap(child: &mut Popen) {
     child.capture_options(CaptureOptions::new().stdout_limit(CaptureLimit::Error(1000)));
     let mut lines = child.lines();
     assert_eq!(lines.next().unwrap().unwrap(), "short");
     let err = lines.next_bytes().unwrap().unwrap_err();
     assert!(matches!(&err, CommunicateError::LimitExceeded(e) if e.stdout.len() == 1000));
-    drop(lines);
-    child.kill().unwrap();
 }
 
 #[test]
@@ -477,12 +476,7 @@ fn lines_complete_before_the_cap_are_handed_out_first() {
     content.extend(std::iter::repeat_n(b'0', 100_000));
     std::fs::write(&file, content).unwrap();
     let mut child = piped(Command::new("cat").arg(&file));
-    child.capture_options(CaptureOptions::new().stdout_limit(CaptureLimit::Error(1000)));
-    let mut lines = child.lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "short");
-    let err = lines.next_bytes().unwrap().unwrap_err();
-    assert!(matches!(&err, CommunicateError::LimitExceeded(e) if e.stdout.len() == 1000));
-    drop(lines);
+    assert_short_line_then_cap(&mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::remove_file(&file).unwrap();

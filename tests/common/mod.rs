@@ -144,15 +144,22 @@ pub fn in_scenario(name: &str) -> bool {
 /// where [`in_scenario`] is true, so that it may change process-wide state (close fds 0–2,
 /// change its uid, count every descriptor and zombie). `configure` may adjust the command.
 pub fn run_scenario(name: &str, configure: impl FnOnce(&mut Command)) -> ExitStatus {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POPEN_TEST_SCENARIO", name);
+    let mut cmd = scenario_command(name);
     configure(&mut cmd);
     cmd.spawn()
         .expect("start scenario")
         .wait()
         .expect("wait scenario")
+}
+
+/// The command that [`run_scenario`] starts, for a test that wants to spawn it itself (to
+/// capture its output, say).
+pub fn scenario_command(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("POPEN_TEST_SCENARIO", name);
+    cmd
 }
 
 /// Ends a scenario process successfully without returning to the test harness (whose own
