@@ -23,8 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from regrtest_results import (outcomes, regressions, run_regrtest,
-                              sitecustomize_pythonpath, summary, tail)
+from regrtest_results import (regressions, run_for_outcomes, sitecustomize_pythonpath,
+                              summary, tail)
 
 TEST = "test_subprocess"
 
@@ -95,12 +95,11 @@ def main():
 
         stock = None
         if not opts.no_stock:
-            code, xml_path, log = run_regrtest(opts.python, workdir, "stock", [TEST],
-                                               verbose=opts.verbose)
-            stock = outcomes(xml_path)
-            if stock is None:
-                print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
+            run = run_for_outcomes(opts.python, workdir, "stock", "stock run", [TEST],
+                                   verbose=opts.verbose)
+            if run is None:
                 return 1
+            stock = run[0]
             print("stock CPython: " + summary(stock), flush=True)
 
         env = {
@@ -113,12 +112,11 @@ def main():
         ignore = []
         for pattern in EXCLUDED:
             ignore += ["--ignore", pattern]
-        code, xml_path, log = run_regrtest(opts.python, workdir, "popen", [*ignore, TEST], env,
-                                           verbose=opts.verbose)
-        ours = outcomes(xml_path)
-        if ours is None:
-            print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
+        run = run_for_outcomes(opts.python, workdir, "popen", "run on popen", [*ignore, TEST],
+                               env, opts.verbose)
+        if run is None:
             return 1
+        ours, code, log = run
 
         try:
             with open(report) as f:

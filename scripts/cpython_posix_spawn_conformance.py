@@ -23,8 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from regrtest_results import (outcomes, regressions, run_regrtest,
-                              sitecustomize_pythonpath, summary, tail)
+from regrtest_results import (regressions, run_for_outcomes, sitecustomize_pythonpath,
+                              summary, tail)
 
 TEST = "test_posix"
 CLASSES = ("TestPosixSpawn", "TestPosixSpawnP")
@@ -78,12 +78,11 @@ def main():
 
         stock = None
         if not opts.no_stock:
-            code, xml_path, log = run_regrtest(opts.python, workdir, "stock", TEST_ARGS,
-                                               verbose=opts.verbose)
-            stock = outcomes(xml_path)
-            if not stock:
-                print("the stock run produced no results (exit %d):\n%s" % (code, tail(log)))
+            run = run_for_outcomes(opts.python, workdir, "stock", "stock run", TEST_ARGS,
+                                   verbose=opts.verbose)
+            if run is None:
                 return 1
+            stock = run[0]
             print("stock CPython: " + summary(stock), flush=True)
 
         env = {
@@ -91,12 +90,11 @@ def main():
             "POPEN_POSIX_SPAWN_CONFORMANCE": "1",
             "POPEN_POSIX_SPAWN_CONFORMANCE_REPORT": report,
         }
-        code, xml_path, log = run_regrtest(opts.python, workdir, "popen", TEST_ARGS, env,
-                                           opts.verbose)
-        ours = outcomes(xml_path)
-        if not ours:
-            print("the run on popen produced no results (exit %d):\n%s" % (code, tail(log)))
+        run = run_for_outcomes(opts.python, workdir, "popen", "run on popen", TEST_ARGS, env,
+                               opts.verbose)
+        if run is None:
             return 1
+        ours, code, log = run
 
         try:
             with open(report) as f:

@@ -27,6 +27,20 @@ def run_regrtest(python, workdir, name, test_args, extra_env=None, verbose=False
     return proc.returncode, xml_path, log_path
 
 
+def run_for_outcomes(python, workdir, name, label, test_args, extra_env=None, verbose=False):
+    """Runs regrtest as `run_regrtest` does and reads its outcomes.
+
+    Returns (outcomes, exit code, log path), or None after printing why when the run left no
+    test results (`label` names the run in that message).
+    """
+    code, xml_path, log = run_regrtest(python, workdir, name, test_args, extra_env, verbose)
+    result = outcomes(xml_path)
+    if not result:
+        print("the %s produced no results (exit %d):\n%s" % (label, code, tail(log)))
+        return None
+    return result, code, log
+
+
 def sitecustomize_pythonpath(workdir, source):
     """Writes `source` as `sitecustomize.py` in a new directory of `workdir` and returns the
     PYTHONPATH that puts that directory first (so every Python process started with it runs
