@@ -164,6 +164,11 @@ fn surely_missing(path: &CStr, relative_to_child_cwd: bool) -> bool {
 
 /// Which setup step, rather than the exec, caused `errno`, judged from the parent.
 fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Step> {
+    // `clone` fails with EAGAIN at RLIMIT_NPROC or the thread limit. `execve` gives it only to
+    // a process that changed its uid while over RLIMIT_NPROC, which this child never does.
+    if errno == libc::EAGAIN {
+        return Some(Step::Spawn);
+    }
     if cwd_error(prep).is_some() {
         return Some(Step::Chdir);
     }

@@ -190,3 +190,9 @@ pub fn write_executable(path: &std::path::Path, content: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// Children of this process, running or zombie (a child of any of its threads counts).
+pub fn children() -> Vec<ProcStat> {
+    let me = std::process::id() as i32;
+    processes().into_iter().filter(|p| p.ppid == me).collect()
+}
