@@ -357,8 +357,26 @@ impl Command {
     }
 
     /// Sends `signal` to the child when the thread that spawned it exits (Linux
-    /// `PR_SET_PDEATHSIG`). If the parent is already gone when the child sets it up, the child
-    /// gets the signal at once instead of never.
+    /// `PR_SET_PDEATHSIG`).
+    ///
+    /// **The signal follows the spawning thread, not this process.** The kernel sends it when
+    /// the child's parent *thread* exits: a child spawned from a short-lived thread (a worker
+    /// of a thread pool, a scoped thread, an async runtime's blocking task) gets the signal as
+    /// soon as that thread ends, while the process lives on. The child then stays a child of
+    /// this process, and its [`Popen`] waits for it as usual. To tie a child to the life of the
+    /// process, spawn it from a thread that lives as long as the process: the main thread, or
+    /// a thread kept for spawning. When the process exits or is killed, every such child gets
+    /// the signal.
+    ///
+    /// The child arms the signal after changing its credentials (a uid or gid change clears
+    /// it) and before exec, while the spawning thread waits in [`spawn`](Self::spawn), so that
+    /// thread cannot end before the signal is armed. If the parent process is already gone
+    /// when the child arms it, the child gets the signal at once instead of never. The kernel
+    /// clears it when the child execs a set-user-ID or set-group-ID program, or one with file
+    /// capabilities. The child may catch or ignore `signal`, unless it is `SIGKILL`.
+    ///
+    /// The `posix_spawn` path cannot set it: forced onto that path, [`spawn`](Self::spawn)
+    /// fails with `Unsupported`; the automatic choice takes another path.
     pub fn parent_death_signal(&mut self, signal: i32) -> &mut Command {
         self.parent_death_signal = Some(signal);
         self
