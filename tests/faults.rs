@@ -391,6 +391,83 @@ fn closed_standard_streams_in_the_parent_give_the_child_the_asked_streams() {
     scenario_passed();
 }
 
+/// "Same as stdout" with stdout inherited means the parent's fd 1 as the spawn finds it. With
+/// that descriptor closed, a pipe made for the same spawn can land on its number; the child's
+/// stderr must not become that pipe (the write end of its own stdin, here): the spawn is
+/// refused with a typed `Dup2`/`EBADF` error, on every path, and likewise for "stdout same as
+/// stderr". With fd 1 open, the child's stderr is that file, whatever the spawn makes.
+#[test]
+fn same_as_a_closed_inherited_stream_is_refused_not_misdirected() {
+    if !scenario("same_as_a_closed_inherited_stream_is_refused_not_misdirected") {
+        return;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on our open stderr; the copy is owned by the File alone.
+    let diag = unsafe { std::fs::File::from_raw_fd(libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3)) };
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = writeln!(&diag, "{info}");
+    }));
+    // For the last part, made while fds 0–2 are still open.
+    let (mut read_end, write_end) = std::io::pipe().unwrap();
+    // SAFETY: this scenario process's own standard streams.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    let baseline = open_fds();
+    for path in SpawnPath::ALL {
+        for (stdout, stderr) in [
+            (Stdio::inherit(), Stdio::same_as_stdout()),
+            (Stdio::same_as_stderr(), Stdio::inherit()),
+        ] {
+            let what = format!("{path}: {stdout:?}, {stderr:?}");
+            let spawned = Command::shell("echo err >&2; echo out")
+                .stdin(Stdio::piped())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn_path(path)
+                .spawn();
+            let err = match spawned {
+                Err(err) => err,
+                Ok(mut child) => {
+                    drop(child.stdin.take());
+                    child.wait().unwrap();
+                    panic!("{what}: spawned, its stream made of this spawn's own pipe");
+                }
+            };
+            assert_eq!(
+                (err.step(), err.raw_os_error()),
+                (Step::Dup2, Some(libc::EBADF)),
+                "{what}: {err}"
+            );
+            assert_eq!(open_fds(), baseline, "{what}");
+            assert_no_child(&what);
+        }
+    }
+    // Fd 1 open on a pipe of ours (fd 0 and 2 still closed): stderr goes there.
+    // SAFETY: puts our pipe's write end on the closed fd 1.
+    unsafe {
+        assert_eq!(libc::dup2(write_end.as_raw_fd(), 1), 1);
+    }
+    drop(write_end);
+    for path in SpawnPath::ALL {
+        let mut child = Command::shell("echo err >&2")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::same_as_stdout())
+            .spawn_path(path)
+            .spawn()
+            .unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success(), "{path}");
+    }
+    // SAFETY: closes our fd 1, the last write end of the pipe.
+    unsafe { libc::close(1) };
+    let mut got = String::new();
+    read_end.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "err\n".repeat(3));
+    scenario_passed();
+}
+
 /// Checks which file each of the exec'd child's fds 0–2 is.
 fn check_streams(path: SpawnPath, redirects: [Redirect; 3], what: &str) {
     let [stdin, stdout, stderr] = redirects;
@@ -491,8 +568,10 @@ fn check_data(path: SpawnPath, redirects: [Redirect; 3], what: &str) {
 
 /// `parent_death_signal` is tied to the thread that spawned, not to the process (Linux sends it
 /// when the child's parent *thread* exits): a child spawned from a thread that then ends gets
-/// the signal while the process lives on, on every path; spawned from a thread that stays, it
-/// runs on. The child stays this process's child either way, and is waited for normally.
+/// the signal while the process lives on, on the vfork and fork paths; spawned from a thread
+/// that stays, it runs on. The child stays this process's child: its handle waits for it, and
+/// one dropped in the spawning thread is collected by the reaper. The posix_spawn path cannot
+/// set the signal and refuses the command.
 #[test]
 fn parent_death_signal_fires_when_the_spawning_thread_exits() {
     let command = |path| {
@@ -502,11 +581,13 @@ fn parent_death_signal_fires_when_the_spawning_thread_exits() {
             .spawn_path(path);
         cmd
     };
-    // posix_spawn cannot set a parent-death signal: that path refuses the command.
-    let paths = SpawnPath::ALL
-        .into_iter()
-        .filter(|&path| command(path).choose_path().impossible().is_none());
-    for path in paths {
+    let err = command(SpawnPath::PosixSpawn).spawn().unwrap_err();
+    assert_eq!(
+        (err.step(), err.kind()),
+        (Step::Prepare, ErrorKind::Unsupported),
+        "{err}"
+    );
+    for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
         let spawn = move || command(path).spawn().unwrap();
         // From a thread that ends right after the spawn.
         let child = std::thread::spawn(spawn).join().unwrap();
@@ -515,6 +596,18 @@ fn parent_death_signal_fires_when_the_spawning_thread_exits() {
             .unwrap()
             .unwrap_or_else(|| panic!("{path}: no signal 20 s after the spawning thread ended"));
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{path}: {status}");
+
+        // Dropped in the spawning thread, then the thread ends: the reaper collects it.
+        let pid = std::thread::spawn(move || spawn().pid()).join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let gone = || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        while !gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            gone(),
+            "{path}: dropped child {pid} neither signalled nor reaped"
+        );
 
         // From a thread that is still alive: no signal.
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

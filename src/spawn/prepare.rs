@@ -325,6 +325,25 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
         }
     };
 
+    // "Same as" a stream that is inherited means the parent's descriptor as the spawn finds
+    // it: copy it before this spawn's own descriptors can take its number (the parent may
+    // have it closed, and a pipe made below would then be the child's stream).
+    let inherited_twin = match (&cmd.stdout.0, &cmd.stderr.0) {
+        (StdioKind::Inherit, StdioKind::SameAsStdout) => Some(1),
+        (StdioKind::SameAsStderr, StdioKind::Inherit) => Some(2),
+        _ => None,
+    };
+    let inherited_twin = match inherited_twin {
+        Some(fd) => {
+            let copy =
+                sys::fd::dup_raw_cloexec_min(fd, 3).map_err(|e| SpawnError::new(Step::Dup2, e))?;
+            let raw = copy.as_raw_fd();
+            plan.keep_alive.push(copy);
+            Some(raw)
+        }
+        None => None,
+    };
+
     // stdin
     plan.sources[0] = match &cmd.stdin.0 {
         StdioKind::Inherit => None,
@@ -363,10 +382,10 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
         };
     }
     if matches!(cmd.stderr.0, StdioKind::SameAsStdout) {
-        plan.sources[2] = Some(plan.sources[1].unwrap_or(1));
+        plan.sources[2] = plan.sources[1].or(inherited_twin);
     }
     if matches!(cmd.stdout.0, StdioKind::SameAsStderr) {
-        plan.sources[1] = Some(plan.sources[2].unwrap_or(2));
+        plan.sources[1] = plan.sources[2].or(inherited_twin);
     }
 
     // A source that sits on another standard stream's number would be clobbered by that
