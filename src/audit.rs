@@ -97,7 +97,7 @@ pub(crate) fn check(cmd: &Command, prep: &Prepared) -> Result<(), SpawnError> {
         executable: prep.program_path(),
         args: &cmd.argv,
         cwd: prep.cwd_path(),
-        env: prep.envp.as_ref().map(|e| e.strings()),
+        env: (!prep.env_inherited).then(|| prep.envp.strings()),
     })
 }
 

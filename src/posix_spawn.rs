@@ -45,17 +45,18 @@ use std::path::{Path, PathBuf};
 pub use attr::SpawnAttr;
 pub use ext::Extension;
 pub use file_actions::{FileAction, FileActions};
-pub(crate) use raw::{environ, spawn_raw};
+pub(crate) use raw::spawn_raw;
 
 use crate::audit;
 use crate::error::{SpawnError, Step};
 use crate::popen::Popen;
 use crate::reaper;
-use crate::spawn::prepare::CStringArray;
+use crate::spawn::prepare::{env_entry, CStringArray};
 use crate::spawn::{SpawnPath, Started};
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
-/// entries (`None`: this process's environment at the time of the call), after `actions`
+/// entries (`None`: a snapshot of this process's environment, taken before the child exists,
+/// so a thread changing it meanwhile cannot hand the child a half-changed one), after `actions`
 /// and with `attr`. `path` is not searched for in `PATH`; a relative path is resolved from the
 /// child's working directory.
 ///
@@ -147,6 +148,16 @@ fn cstring_array<S: AsRef<OsStr>>(what: &str, items: &[S]) -> Result<CStringArra
     Ok(CStringArray::new(strings))
 }
 
+/// This process's environment as `NAME=value` C strings, read under the standard library's
+/// environment lock.
+fn environment_snapshot() -> CStringArray {
+    // Entries of `environ` are C strings: none holds a NUL byte, none is dropped here.
+    let strings = std::env::vars_os()
+        .filter_map(|(k, v)| env_entry(&k, &v))
+        .collect();
+    CStringArray::new(strings)
+}
+
 fn start<S: AsRef<OsStr>>(
     program: &OsStr,
     argv: &[S],
@@ -173,9 +184,19 @@ fn start<S: AsRef<OsStr>>(
         });
         audit::check_raw(program, &args, cwd, c_env.as_ref().map(|e| e.strings()))?;
     }
-    let envp = c_env.as_ref().map_or_else(environ, |e| e.as_ptr());
+    // Without an environment of the caller's, the child gets a snapshot of this process's,
+    // taken under the standard library's environment lock: the C library's `environ`, read
+    // by the child itself, may be half-changed by another thread's `std::env::set_var`.
+    let inherited;
+    let envp = match &c_env {
+        Some(e) => e.as_ptr(),
+        None => {
+            inherited = environment_snapshot();
+            inherited.as_ptr()
+        }
+    };
     // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
-    // (or the C library, for environ) keep alive during the call.
+    // (or `inherited`) keep alive during the call.
     #[allow(unsafe_code)]
     let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
     let pid = result.map_err(|e| failure(program, search, actions, e))?;

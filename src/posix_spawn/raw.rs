@@ -3,7 +3,7 @@
 //! # Safety
 //!
 //! `unsafe` here calls `posix_spawn`/`posix_spawnp` with pointer arrays whose validity the
-//! caller promises, reads the C library's `environ`, and calls `faccessat` on a C string.
+//! caller promises, and calls `faccessat` on a C string.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
@@ -48,15 +48,6 @@ pub(crate) unsafe fn spawn_raw(
         )
     })?;
     Ok(pid)
-}
-
-/// The environment of this process, as `posix_spawn` wants it.
-pub(crate) fn environ() -> *const *const libc::c_char {
-    extern "C" {
-        static environ: *const *const libc::c_char;
-    }
-    // SAFETY: reading the pointer value of the C library's environ.
-    unsafe { environ }
 }
 
 /// Whether `path` names a regular file this process may execute (with its effective ids, as

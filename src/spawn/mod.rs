@@ -79,7 +79,7 @@ fn child_plan<'a>(
 ) -> ChildPlan<'a> {
     ChildPlan {
         argv: prep.argv.as_ptr(),
-        envp: prep.envp.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+        envp: prep.envp.as_ptr(),
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),

@@ -45,10 +45,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         attr.setsigmask(mask).map_err(setup)?;
     }
 
-    let envp = prep
-        .envp
-        .as_ref()
-        .map_or_else(posix_spawn::environ, |e| e.as_ptr());
+    let envp = prep.envp.as_ptr();
     let mut saved = 0;
     let mut last = libc::ENOENT;
     let mut tried = false;
@@ -58,8 +55,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
             continue;
         }
         tried = true;
-        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` (or the C
-        // library, for environ) keeps alive during the call.
+        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` keeps alive
+        // during the call.
         #[allow(unsafe_code)]
         let result = unsafe {
             posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr, false)

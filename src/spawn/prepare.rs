@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::command::{Command, SignalMask};
 use crate::error::{SpawnError, Step};
@@ -58,8 +58,12 @@ pub(crate) struct FdPlan {
 /// Everything the spawn back-ends read. Built before any process exists.
 pub(crate) struct Prepared {
     pub(crate) argv: CStringArray,
-    /// `None`: the child inherits the parent's environment as it is at exec time.
-    pub(crate) envp: Option<CStringArray>,
+    /// The child's whole environment, always built here: a child that read the parent's
+    /// `environ` itself would race with a thread changing it (`std::env::set_var`).
+    pub(crate) envp: CStringArray,
+    /// Whether `envp` is the parent's environment unchanged (audit hooks then see `None`, as
+    /// CPython's do).
+    pub(crate) env_inherited: bool,
     /// The paths to try with `execve`, in order.
     pub(crate) candidates: Vec<CString>,
     /// What error messages name as the program: `executable` or `argv[0]`.
@@ -94,6 +98,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let envp = build_env(cmd)?;
+    let env_inherited = !cmd.env_clear && cmd.env.is_empty();
     let program = cmd
         .executable
         .clone()
@@ -116,9 +121,9 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             let path = if program.as_bytes().contains(&b'/') {
                 None
             } else {
-                search_path(cmd)
+                search_path(&envp)
             };
-            exec_candidates(&program, path.as_deref())
+            exec_candidates(&program, path)
         }
     };
     let cwd = cmd.cwd.as_deref().map(|c| cstring("cwd", c)).transpose()?;
@@ -196,6 +201,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     Ok(Prepared {
         argv: CStringArray::new(argv),
         envp,
+        env_inherited,
         candidates,
         program,
         cwd,
@@ -217,11 +223,9 @@ fn ngroups_max() -> usize {
     }
 }
 
-/// The environment the child gets, or `None` when it is the parent's, unchanged.
-fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
-    if !cmd.env_clear && cmd.env.is_empty() {
-        return Ok(None);
-    }
+/// The environment the child gets: a snapshot of the parent's, taken under the standard
+/// library's environment lock (`std::env::vars_os`), with the command's changes applied.
+fn build_env(cmd: &Command) -> Result<CStringArray, SpawnError> {
     for (k, v) in &cmd.env {
         if k.is_empty() || k.as_bytes()[1..].contains(&b'=') {
             return Err(SpawnError::invalid(format!(
@@ -233,41 +237,49 @@ fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
             cstring("environment variable value", v)?;
         }
     }
-    let mut vars: Vec<(OsString, OsString)> = if cmd.env_clear {
+    let entry = |k: &OsStr, v: &OsStr| {
+        env_entry(k, v).ok_or_else(|| SpawnError::invalid("environment contains a NUL byte"))
+    };
+    let inherited = if cmd.env_clear {
         Vec::new()
     } else {
         std::env::vars_os().collect()
     };
-    for (k, v) in &cmd.env {
-        let slot = vars.iter().position(|(vk, _)| vk == k);
-        match (slot, v) {
-            (Some(i), Some(v)) => vars[i].1 = v.clone(),
-            (None, Some(v)) => vars.push((k.clone(), v.clone())),
-            (Some(i), None) => {
-                vars.remove(i);
-            }
-            (None, None) => {}
+    let mut strings = Vec::with_capacity(inherited.len() + cmd.env.len());
+    for (k, v) in &inherited {
+        // The command's own value (or removal) replaces the inherited one, in place.
+        match cmd.env.iter().find(|(ck, _)| ck == k) {
+            Some((_, Some(v))) => strings.push(entry(k, v)?),
+            Some((_, None)) => {}
+            None => strings.push(entry(k, v)?),
         }
     }
-    let strings = vars
-        .into_iter()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).map_err(|_| SpawnError::invalid("environment contains a NUL byte"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(CStringArray::new(strings)))
+    for (k, v) in &cmd.env {
+        if let Some(v) = v {
+            if !inherited.iter().any(|(ik, _)| ik == k) {
+                strings.push(entry(k, v)?);
+            }
+        }
+    }
+    Ok(CStringArray::new(strings))
 }
 
-/// The `PATH` the child's program is searched in: the child's own if the command sets one.
-fn search_path(cmd: &Command) -> Option<OsString> {
-    match cmd.env.iter().find(|(k, _)| k == "PATH") {
-        Some((_, v)) => v.clone(),
-        None if cmd.env_clear => None,
-        None => std::env::var_os("PATH"),
-    }
+/// `NAME=value` as a C string, in one allocation of the exact size; `None` if either holds a
+/// NUL byte.
+pub(crate) fn env_entry(name: &OsStr, value: &OsStr) -> Option<CString> {
+    let mut kv = Vec::with_capacity(name.len() + value.len() + 2);
+    kv.extend_from_slice(name.as_bytes());
+    kv.push(b'=');
+    kv.extend_from_slice(value.as_bytes());
+    CString::new(kv).ok()
+}
+
+/// The `PATH` the child's program is searched in: the one in the child's environment.
+fn search_path(envp: &CStringArray) -> Option<&OsStr> {
+    envp.strings()
+        .iter()
+        .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="))
+        .map(OsStr::from_bytes)
 }
 
 /// The paths to try for `program`, as CPython builds `executable_list`: the program itself if
