@@ -149,6 +149,10 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             }
             Some(g.clone())
         }
+        // Root's groups must not follow a child that runs as another user (see `Command::uid`).
+        None if cmd.uid.is_some() && !cmd.keep_supplementary_groups && euid_is_root() => {
+            Some(Vec::new())
+        }
         None => None,
     };
     let rlimits = cmd
@@ -210,6 +214,13 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         rlimits,
         mask,
     })
+}
+
+fn euid_is_root() -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
 }
 
 fn ngroups_max() -> usize {
