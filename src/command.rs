@@ -307,6 +307,8 @@ impl Command {
     }
 
     /// Starts the child in a new session (`setsid`), which also makes it a process-group leader.
+    /// It cannot be combined with [`process_group`](Self::process_group): [`spawn`](Self::spawn)
+    /// refuses the pair before any process exists.
     pub fn start_new_session(&mut self, on: bool) -> &mut Command {
         self.new_session = on;
         self
@@ -458,7 +460,8 @@ impl Command {
     /// # Errors
     ///
     /// A [`SpawnError`] naming the step that failed. Bad input (an empty argv, a NUL byte, a
-    /// negative process group, too many groups) is refused before any descriptor or process is
+    /// negative process group, a process group with a new session, too many groups) is
+    /// refused before any descriptor or process is
     /// created; a failure in the child is reported after the child has been reaped and every
     /// descriptor made for it closed.
     pub fn spawn(&mut self) -> Result<Popen, SpawnError> {

@@ -133,6 +133,13 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
                 "process group {pgid} is negative"
             )));
         }
+        if cmd.new_session {
+            return Err(SpawnError::invalid(format!(
+                "start_new_session and process_group({pgid}) cannot be combined: the new \
+                 session's leader already leads a process group of its own, and a session \
+                 leader cannot change its process group (setpgid fails with EPERM)"
+            )));
+        }
     }
     let mut pass_fds: Vec<RawFd> = cmd.pass_fds.iter().map(|p| p.raw()).collect();
     if let Some(bad) = pass_fds.iter().find(|&&fd| fd < 0) {
