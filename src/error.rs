@@ -152,6 +152,7 @@ pub struct SpawnError {
     step: Step,
     error: io::Error,
     path: Option<PathBuf>,
+    fd: Option<i32>,
     pid: Option<i32>,
 }
 
@@ -161,8 +162,14 @@ impl SpawnError {
             step,
             error,
             path: None,
+            fd: None,
             pid: None,
         }
+    }
+
+    pub(crate) fn with_fd(mut self, fd: i32) -> SpawnError {
+        self.fd = Some(fd);
+        self
     }
 
     pub(crate) fn with_path(mut self, path: impl Into<PathBuf>) -> SpawnError {
@@ -211,6 +218,12 @@ impl SpawnError {
         self.path.as_deref()
     }
 
+    /// The descriptor involved: for [`Step::PassFds`] and [`Step::Dup2`] refused before the
+    /// spawn, the passed or redirected descriptor that is not open in this process.
+    pub fn fd(&self) -> Option<i32> {
+        self.fd
+    }
+
     /// The pid of the child that failed, left unreaped for the caller to wait for; only with
     /// [`Command::keep_failed_child`](crate::Command::keep_failed_child).
     pub fn pid(&self) -> Option<i32> {
@@ -225,13 +238,16 @@ impl SpawnError {
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.step, &self.path) {
-            (Step::Prepare, _) => write!(f, "invalid command: {}", self.error),
-            (Step::Audit, _) => write!(f, "spawn refused by an audit hook: {}", self.error),
-            (Step::Exec, Some(p)) => write!(f, "could not exec {:?}: {}", p, self.error),
-            (Step::Chdir, Some(p)) => write!(f, "could not chdir to {:?}: {}", p, self.error),
-            (step, Some(p)) => write!(f, "could not {step} for {:?}: {}", p, self.error),
-            (step, None) => write!(f, "could not {step}: {}", self.error),
+        match (self.step, &self.path, self.fd) {
+            (Step::Prepare, _, _) => write!(f, "invalid command: {}", self.error),
+            (Step::Audit, _, _) => write!(f, "spawn refused by an audit hook: {}", self.error),
+            (Step::Exec, Some(p), _) => write!(f, "could not exec {:?}: {}", p, self.error),
+            (Step::Chdir, Some(p), _) => write!(f, "could not chdir to {:?}: {}", p, self.error),
+            (step, Some(p), _) => write!(f, "could not {step} for {:?}: {}", p, self.error),
+            (step, None, Some(fd)) => {
+                write!(f, "could not {step} (descriptor {fd}): {}", self.error)
+            }
+            (step, None, None) => write!(f, "could not {step}: {}", self.error),
         }
     }
 }

@@ -7,7 +7,9 @@
 mod common;
 
 use common::on_each_path;
-use popen::{Command, SpawnError, Step};
+use popen::{Command, SpawnError, SpawnPath, Stdio, Step};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
 
 /// Spawns `cmd` (which must fail) keeping any failed child, and reaps that child if there was
 /// one, so a failing assertion leaves no zombie behind.
@@ -42,5 +44,76 @@ fn a_new_session_with_a_process_group_is_refused() {
                 );
             },
         );
+    }
+}
+
+/// A descriptor number that is not open in this process: closed, or beyond any descriptor
+/// table.
+const NOT_OPEN: [i32; 2] = [700, 1 << 30];
+
+fn assert_not_open(fd: i32) {
+    // SAFETY: F_GETFD only reads the descriptor table.
+    let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert_eq!(ret, -1, "descriptor {fd} is open in the test process");
+}
+
+/// Spawns `cmd` on `path` and checks it was refused at `step` with `EBADF`, without a child.
+fn assert_refused(path: SpawnPath, cmd: &mut Command, (step, fd): (Step, i32), what: &str) {
+    let err = spawn_err(cmd.spawn_path(path));
+    assert_eq!(err.pid(), None, "{path}: {what}: a child was created");
+    assert_eq!(
+        (err.step(), err.raw_os_error()),
+        (step, Some(libc::EBADF)),
+        "{path}: {what}: {err}"
+    );
+    assert_eq!(err.fd(), Some(fd), "{path}: {what}: {err}");
+    assert!(
+        err.to_string().contains(&format!("descriptor {fd}")),
+        "{err}"
+    );
+}
+
+/// A command that is never dropped: it owns a descriptor number that is not open, and closing
+/// that would be an I/O-safety violation (and could close another thread's descriptor).
+fn never_dropped() -> ManuallyDrop<Command> {
+    ManuallyDrop::new(Command::new("true"))
+}
+
+#[test]
+fn a_standard_stream_from_a_descriptor_that_is_not_open_is_refused_as_dup2() {
+    for fd in NOT_OPEN {
+        assert_not_open(fd);
+        for path in SpawnPath::ALL {
+            let mut cmd = never_dropped();
+            // SAFETY: deliberately a descriptor that is not open; the command is never dropped,
+            // so nothing closes it.
+            cmd.stdout(unsafe { Stdio::from_raw_fd(fd) });
+            assert_refused(
+                path,
+                &mut cmd,
+                (Step::Dup2, fd),
+                &format!("stdout from fd {fd}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_passed_descriptor_that_is_not_open_is_refused_as_pass_fds() {
+    for fd in NOT_OPEN {
+        assert_not_open(fd);
+        for path in SpawnPath::ALL {
+            let mut cmd = never_dropped();
+            // posix_spawn passes descriptors only with close_fds off.
+            cmd.close_fds(path != SpawnPath::PosixSpawn);
+            // SAFETY: deliberately a descriptor that is not open; it is only checked.
+            unsafe { cmd.pass_raw_fd(fd) };
+            assert_refused(
+                path,
+                &mut cmd,
+                (Step::PassFds, fd),
+                &format!("pass fd {fd}"),
+            );
+        }
     }
 }

@@ -167,5 +167,9 @@ fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Ste
     if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0) {
         return Some(Step::Setpgid);
     }
+    if errno == libc::EBADF {
+        // Checked before the spawn, but another thread may have closed one since.
+        return super::prepare::closed_descriptor(cmd, &prep.pass_fds).map(|(step, _)| step);
+    }
     None
 }

@@ -149,6 +149,9 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     }
     pass_fds.sort_unstable();
     pass_fds.dedup();
+    if let Some((step, fd)) = closed_descriptor(cmd, &pass_fds) {
+        return Err(SpawnError::from_errno(step, libc::EBADF).with_fd(fd));
+    }
     let groups = match &cmd.extra_groups {
         Some(g) => {
             if g.len() > ngroups_max() {
@@ -221,6 +224,24 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         rlimits,
         mask,
     })
+}
+
+/// The step a child would fail at because a descriptor it must use is not open in this process
+/// (closed, or out of the descriptor table's range): [`Step::PassFds`] for a passed one,
+/// [`Step::Dup2`] for a standard stream's. Checked here so that no child is started for it on
+/// any path: the vfork and fork children would only report it after they exist, and
+/// `posix_spawn` reports it as an errno that cannot be told from a failed exec.
+pub(crate) fn closed_descriptor(cmd: &Command, pass_fds: &[RawFd]) -> Option<(Step, RawFd)> {
+    if let Some(&fd) = pass_fds.iter().find(|&&fd| !sys::fd::is_open(fd)) {
+        return Some((Step::PassFds, fd));
+    }
+    [&cmd.stdin, &cmd.stdout, &cmd.stderr]
+        .into_iter()
+        .find_map(|s| match &s.0 {
+            StdioKind::Fd(fd) if !sys::fd::is_open(fd.as_raw_fd()) => Some(fd.as_raw_fd()),
+            _ => None,
+        })
+        .map(|fd| (Step::Dup2, fd))
 }
 
 fn euid_is_root() -> bool {
