@@ -134,6 +134,12 @@ impl fmt::Display for Step {
 /// It converts into [`io::Error`] with the same kind and message, so `?` works in functions
 /// that return `io::Result`.
 ///
+/// Like every error of this crate, its `Display` is the whole message, including the message
+/// of the OS error it wraps, and [`source`](Error::source) returns `None`, so that a
+/// reporter printing the `source()` chain prints each message once (the Rust API guidelines:
+/// a wrapped error is either displayed or returned as the source, never both). The OS error
+/// is [`io_error`](Self::io_error).
+///
 /// # Examples
 ///
 /// ```
@@ -252,11 +258,10 @@ impl fmt::Display for SpawnError {
     }
 }
 
-impl Error for SpawnError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.error)
-    }
-}
+/// The message already includes the OS error's, so `source()` is `None`: an error reporter
+/// that prints the whole chain (anyhow, eyre) prints it once. The OS error itself is
+/// [`io_error`](SpawnError::io_error).
+impl Error for SpawnError {}
 
 impl From<SpawnError> for io::Error {
     fn from(e: SpawnError) -> io::Error {

@@ -401,3 +401,32 @@ fn under_valgrind_spawn_failures_stay_typed_errors() {
         .unwrap();
     assert!(status.success(), "under valgrind: {status}");
 }
+
+/// What an error reporter (anyhow's `{:#}`, eyre) prints: each error of the `source()` chain.
+fn report_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        parts.push(e.to_string());
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[test]
+fn an_error_reporter_prints_the_os_error_once() {
+    let os_message = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+    let os_message = os_message.split(" (os error").next().unwrap().to_owned();
+    let once = |report: String, what: &str| {
+        assert_eq!(report.matches(&os_message).count(), 1, "{what}: {report}");
+    };
+    let spawn = Command::new("surely-no-such-program").spawn().unwrap_err();
+    once(report_chain(&spawn), "spawn");
+    once(
+        report_chain(&std::io::Error::from(spawn)),
+        "spawn as io::Error",
+    );
+    let run = popen::check_call(Command::new("surely-no-such-program")).unwrap_err();
+    once(report_chain(&run), "run");
+    once(report_chain(&std::io::Error::from(run)), "run as io::Error");
+}
