@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::spawn::interpreter::MissingInterpreter;
+
 /// The step of starting a child that failed.
 ///
 /// Steps up to and including [`Step::Setuid`] happen before any user code runs in the child;
@@ -160,6 +162,8 @@ pub struct SpawnError {
     path: Option<PathBuf>,
     fd: Option<i32>,
     pid: Option<i32>,
+    /// Set when an exec failed with `ENOENT` although the file exists.
+    missing_interpreter: Option<MissingInterpreter>,
 }
 
 impl SpawnError {
@@ -170,7 +174,13 @@ impl SpawnError {
             path: None,
             fd: None,
             pid: None,
+            missing_interpreter: None,
         }
+    }
+
+    pub(crate) fn with_missing_interpreter(mut self, missing: MissingInterpreter) -> SpawnError {
+        self.missing_interpreter = Some(missing);
+        self
     }
 
     pub(crate) fn with_fd(mut self, fd: i32) -> SpawnError {
@@ -230,6 +240,16 @@ impl SpawnError {
         self.fd
     }
 
+    /// For an exec that failed with `ENOENT` (`NotFound`) although the program file exists: the
+    /// interpreter named on its `#!` line, which is then what is missing. The message says so
+    /// too, and also for a file that is not a script (a binary whose dynamic loader is
+    /// missing), for which this is `None`.
+    pub fn missing_interpreter(&self) -> Option<&Path> {
+        self.missing_interpreter
+            .as_ref()
+            .and_then(|m| m.interpreter.as_deref())
+    }
+
     /// The pid of the child that failed, left unreaped for the caller to wait for; only with
     /// [`Command::keep_failed_child`](crate::Command::keep_failed_child).
     pub fn pid(&self) -> Option<i32> {
@@ -247,7 +267,24 @@ impl fmt::Display for SpawnError {
         match (self.step, &self.path, self.fd) {
             (Step::Prepare, _, _) => write!(f, "invalid command: {}", self.error),
             (Step::Audit, _, _) => write!(f, "spawn refused by an audit hook: {}", self.error),
-            (Step::Exec, Some(p), _) => write!(f, "could not exec {:?}: {}", p, self.error),
+            (Step::Exec, Some(p), _) => {
+                write!(f, "could not exec {:?}: {}", p, self.error)?;
+                match &self.missing_interpreter {
+                    Some(MissingInterpreter {
+                        interpreter: Some(i),
+                    }) => write!(
+                        f,
+                        "; the file exists: the interpreter named on its first line, {i:?}, \
+                         may be missing"
+                    ),
+                    Some(MissingInterpreter { interpreter: None }) => write!(
+                        f,
+                        "; the file exists: the interpreter it needs (for a binary, its \
+                         dynamic loader) may be missing"
+                    ),
+                    None => Ok(()),
+                }
+            }
             (Step::Chdir, Some(p), _) => write!(f, "could not chdir to {:?}: {}", p, self.error),
             (step, Some(p), _) => write!(f, "could not {step} for {:?}: {}", p, self.error),
             (step, None, Some(fd)) => {

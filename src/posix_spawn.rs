@@ -51,7 +51,8 @@ use crate::audit;
 use crate::error::{SpawnError, Step};
 use crate::popen::Popen;
 use crate::reaper;
-use crate::spawn::prepare::{env_entry, CStringArray};
+use crate::spawn::interpreter::explain_enoent;
+use crate::spawn::prepare::{env_entry, exec_candidates, CStringArray};
 use crate::spawn::{SpawnPath, Started};
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
@@ -234,7 +235,18 @@ fn failure(program: &OsStr, search: bool, actions: &FileActions, error: io::Erro
     } else {
         Step::Spawn
     };
-    SpawnError::from_errno(step, errno).with_path(program)
+    let err = SpawnError::from_errno(step, errno).with_path(program);
+    if step != Step::Exec || errno != libc::ENOENT {
+        return err;
+    }
+    let path = (search && !program.as_bytes().contains(&b'/'))
+        .then(|| std::env::var_os("PATH"))
+        .map(|p| p.unwrap_or_else(|| "/bin:/usr/bin".into()));
+    let candidates = exec_candidates(program, path.as_deref());
+    match explain_enoent(&candidates, cwd.as_deref().map(Path::as_os_str)) {
+        Some(missing) => err.with_missing_interpreter(missing),
+        None => err,
+    }
 }
 
 /// The child's working directory and descriptors as the parent can name them, after the file

@@ -430,3 +430,48 @@ fn an_error_reporter_prints_the_os_error_once() {
     once(report_chain(&run), "run");
     once(report_chain(&std::io::Error::from(run)), "run as io::Error");
 }
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    let script = fixture(
+        "missing-interpreter",
+        b"#!/surely/no/such/interpreter -x\necho hi\n",
+        0o755,
+    );
+    common::on_each_path(
+        || Command::new(&script),
+        |path, cmd| {
+            let err = cmd.spawn().unwrap_err();
+            assert_eq!(err.step(), Step::Exec, "{path}: {err}");
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{path}: {err}");
+            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{path}");
+            assert_eq!(
+                err.missing_interpreter(),
+                Some(std::path::Path::new("/surely/no/such/interpreter")),
+                "{path}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("interpreter") && msg.contains("/surely/no/such/interpreter"),
+                "{path}: {msg}"
+            );
+        },
+    );
+    let layer = popen::posix_spawn::spawn(
+        &script,
+        &["script"],
+        None,
+        &popen::posix_spawn::FileActions::new().unwrap(),
+        &popen::posix_spawn::SpawnAttr::new().unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(layer.kind(), ErrorKind::NotFound, "{layer}");
+    assert!(
+        layer.to_string().contains("/surely/no/such/interpreter"),
+        "{layer}"
+    );
+    // A program that is really missing says nothing of an interpreter.
+    let missing = Command::new("/surely/no/such/program").spawn().unwrap_err();
+    assert_eq!(missing.missing_interpreter(), None);
+    assert!(!missing.to_string().contains("interpreter"), "{missing}");
+}

@@ -7,6 +7,7 @@
 pub(crate) mod child;
 mod clone_vfork;
 mod fork;
+pub(crate) mod interpreter;
 mod posix;
 pub(crate) mod prepare;
 pub(crate) mod report;
@@ -131,6 +132,14 @@ fn finish(
 fn step_error(prep: &Prepared, step: Step, errno: i32) -> SpawnError {
     let err = SpawnError::from_errno(step, errno);
     match step {
+        Step::Exec if errno == libc::ENOENT => {
+            let err = err.with_path(prep.program_path());
+            // Judged here, in the parent, once the child has reported.
+            match interpreter::explain_enoent(&prep.candidates, prep.cwd_path()) {
+                Some(missing) => err.with_missing_interpreter(missing),
+                None => err,
+            }
+        }
         Step::Exec => err.with_path(prep.program_path()),
         Step::Chdir => match prep.cwd_path() {
             Some(cwd) => err.with_path(cwd),
