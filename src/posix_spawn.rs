@@ -51,8 +51,9 @@ use crate::audit;
 use crate::error::{SpawnError, Step};
 use crate::popen::Popen;
 use crate::reaper;
+use crate::spawn::env::EnvBlock;
 use crate::spawn::interpreter::explain_enoent;
-use crate::spawn::prepare::{env_entry, exec_candidates, CStringArray};
+use crate::spawn::prepare::{exec_candidates, CStringArray};
 use crate::spawn::{SpawnPath, Started};
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
@@ -149,16 +150,6 @@ fn cstring_array<S: AsRef<OsStr>>(what: &str, items: &[S]) -> Result<CStringArra
     Ok(CStringArray::new(strings))
 }
 
-/// This process's environment as `NAME=value` C strings, read under the standard library's
-/// environment lock.
-fn environment_snapshot() -> CStringArray {
-    // Entries of `environ` are C strings: none holds a NUL byte, none is dropped here.
-    let strings = std::env::vars_os()
-        .filter_map(|(k, v)| env_entry(&k, &v))
-        .collect();
-    CStringArray::new(strings)
-}
-
 fn start<S: AsRef<OsStr>>(
     program: &OsStr,
     argv: &[S],
@@ -175,7 +166,14 @@ fn start<S: AsRef<OsStr>>(
     let c_program = cstring("program", program)?;
     let c_argv = cstring_array("argument", argv)?;
     let c_env = env
-        .map(|e| cstring_array("environment entry", e))
+        .map(|e| {
+            EnvBlock::from_entries(e).map_err(|i| {
+                let entry = e[i].as_ref();
+                SpawnError::invalid(format!(
+                    "environment entry {i} contains a NUL byte: {entry:?}"
+                ))
+            })
+        })
         .transpose()?;
     if audit::enabled() {
         let args: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
@@ -183,7 +181,7 @@ fn start<S: AsRef<OsStr>>(
             FileAction::Chdir(dir) => Some(OsStr::from_bytes(dir.to_bytes())),
             _ => None,
         });
-        audit::check_raw(program, &args, cwd, c_env.as_ref().map(|e| e.strings()))?;
+        audit::check_raw(program, &args, cwd, c_env.as_ref())?;
     }
     // Without an environment of the caller's, the child gets a snapshot of this process's,
     // taken under the standard library's environment lock: the C library's `environ`, read
@@ -192,7 +190,7 @@ fn start<S: AsRef<OsStr>>(
     let envp = match &c_env {
         Some(e) => e.as_ptr(),
         None => {
-            inherited = environment_snapshot();
+            inherited = EnvBlock::snapshot();
             inherited.as_ptr()
         }
     };

@@ -6,6 +6,7 @@
 
 pub(crate) mod child;
 mod clone_vfork;
+pub(crate) mod env;
 mod fork;
 pub(crate) mod interpreter;
 mod posix;

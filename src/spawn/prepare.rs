@@ -1,10 +1,12 @@
-//! The parent prepares every byte the child needs: C strings, the argv and envp arrays, the
-//! list of paths to try, and the descriptor plan. This is the only place a spawn allocates.
+//! The parent prepares every byte the child needs: C strings, the argv array, the list of paths
+//! to try, and the descriptor plan (the envp is built by `spawn::env`). Only these two modules
+//! allocate for a spawn.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
+use super::env::{self, EnvBlock};
 use crate::command::{Command, SignalMask};
 use crate::error::{SpawnError, Step};
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, StdioKind};
@@ -13,7 +15,8 @@ use crate::sys::signal::SigSet;
 
 /// A NULL-terminated array of pointers into owned C strings.
 pub(crate) struct CStringArray {
-    strings: Vec<CString>,
+    /// What `ptrs` points into: only kept alive.
+    _strings: Vec<CString>,
     ptrs: Vec<*const libc::c_char>,
 }
 
@@ -29,15 +32,14 @@ impl CStringArray {
         let mut ptrs = Vec::with_capacity(strings.len() + 1);
         ptrs.extend(strings.iter().map(|s| s.as_ptr()));
         ptrs.push(std::ptr::null());
-        CStringArray { strings, ptrs }
+        CStringArray {
+            _strings: strings,
+            ptrs,
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *const *const libc::c_char {
         self.ptrs.as_ptr()
-    }
-
-    pub(crate) fn strings(&self) -> &[CString] {
-        &self.strings
     }
 }
 
@@ -60,7 +62,7 @@ pub(crate) struct Prepared {
     pub(crate) argv: CStringArray,
     /// The child's whole environment, always built here: a child that read the parent's
     /// `environ` itself would race with a thread changing it (`std::env::set_var`).
-    pub(crate) envp: CStringArray,
+    pub(crate) envp: EnvBlock,
     /// Whether `envp` is the parent's environment unchanged (audit hooks then see `None`, as
     /// CPython's do).
     pub(crate) env_inherited: bool,
@@ -97,7 +99,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = build_env(cmd)?;
+    let envp = env::build(cmd)?;
     let env_inherited = !cmd.env_clear && cmd.env.is_empty();
     let program = cmd
         .executable
@@ -262,63 +264,9 @@ fn ngroups_max() -> usize {
     }
 }
 
-/// The environment the child gets: a snapshot of the parent's, taken under the standard
-/// library's environment lock (`std::env::vars_os`), with the command's changes applied.
-fn build_env(cmd: &Command) -> Result<CStringArray, SpawnError> {
-    for (k, v) in &cmd.env {
-        if k.is_empty() || k.as_bytes()[1..].contains(&b'=') {
-            return Err(SpawnError::invalid(format!(
-                "invalid environment variable name: {k:?}"
-            )));
-        }
-        cstring("environment variable name", k)?;
-        if let Some(v) = v {
-            cstring("environment variable value", v)?;
-        }
-    }
-    let entry = |k: &OsStr, v: &OsStr| {
-        env_entry(k, v).ok_or_else(|| SpawnError::invalid("environment contains a NUL byte"))
-    };
-    let inherited = if cmd.env_clear {
-        Vec::new()
-    } else {
-        std::env::vars_os().collect()
-    };
-    let mut strings = Vec::with_capacity(inherited.len() + cmd.env.len());
-    for (k, v) in &inherited {
-        // The command's own value (or removal) replaces the inherited one, in place.
-        match cmd.env.iter().find(|(ck, _)| ck == k) {
-            Some((_, Some(v))) => strings.push(entry(k, v)?),
-            Some((_, None)) => {}
-            None => strings.push(entry(k, v)?),
-        }
-    }
-    for (k, v) in &cmd.env {
-        if let Some(v) = v {
-            if !inherited.iter().any(|(ik, _)| ik == k) {
-                strings.push(entry(k, v)?);
-            }
-        }
-    }
-    Ok(CStringArray::new(strings))
-}
-
-/// `NAME=value` as a C string, in one allocation of the exact size; `None` if either holds a
-/// NUL byte.
-pub(crate) fn env_entry(name: &OsStr, value: &OsStr) -> Option<CString> {
-    let mut kv = Vec::with_capacity(name.len() + value.len() + 2);
-    kv.extend_from_slice(name.as_bytes());
-    kv.push(b'=');
-    kv.extend_from_slice(value.as_bytes());
-    CString::new(kv).ok()
-}
-
 /// The `PATH` the child's program is searched in: the one in the child's environment.
-fn search_path(envp: &CStringArray) -> Option<&OsStr> {
-    envp.strings()
-        .iter()
-        .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="))
-        .map(OsStr::from_bytes)
+fn search_path(envp: &EnvBlock) -> Option<&OsStr> {
+    envp.get(b"PATH")
 }
 
 /// The paths to try for `program`, as CPython builds `executable_list`: the program itself if
