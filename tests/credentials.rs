@@ -46,7 +46,7 @@ fn a_child_run_as_another_user_drops_roots_groups_unless_asked_to_keep_them() {
     }
     join_groups();
     for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
-        let mut cat = || {
+        let cat = || {
             let mut c = Command::new("cat");
             c.spawn_path(path);
             c
