@@ -363,8 +363,8 @@ impl Command {
     }
 
     /// Sets the child's supplementary groups (`setgroups`; an empty list clears them). Without
-    /// it, a child given a [`uid`](Self::uid) by a root parent has none: see
-    /// [`uid`](Self::uid).
+    /// it, a child given a [`uid`](Self::uid) by a root parent has none (the rules are on
+    /// [`uid`](Self::uid)).
     pub fn extra_groups(&mut self, groups: impl IntoIterator<Item = u32>) -> &mut Command {
         self.extra_groups = Some(groups.into_iter().collect());
         self
