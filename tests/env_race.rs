@@ -118,6 +118,10 @@ fn the_posix_spawn_layer_snapshots_the_environment_too() {
             let child = posix_spawn::spawn("/bin/true", &["true"], None, &actions, &attr)
                 .unwrap_or_else(|e| panic!("spawn {n} failed: {e}"));
             assert!(child.wait().unwrap().success(), "spawn {n}");
+            // posix_spawnp searches PATH, which another thread may be changing too.
+            let child = posix_spawn::spawnp("true", &["true"], None, &actions, &attr)
+                .unwrap_or_else(|e| panic!("spawnp {n} failed: {e}"));
+            assert!(child.wait().unwrap().success(), "spawnp {n}");
         }
     });
     scenario_passed();

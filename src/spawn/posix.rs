@@ -58,9 +58,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` keeps alive
         // during the call.
         #[allow(unsafe_code)]
-        let result = unsafe {
-            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr, false)
-        };
+        let result =
+            unsafe { posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr) };
         let errno = match result {
             Ok(pid) => {
                 // The handle opens a pidfd when it first needs one.
