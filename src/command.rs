@@ -460,8 +460,9 @@ impl Command {
     /// # Errors
     ///
     /// A [`SpawnError`] naming the step that failed. Bad input (an empty argv, a NUL byte, a
-    /// negative process group, a process group with a new session, too many groups) is
-    /// refused before any descriptor or process is
+    /// negative process group, a process group with a new session, too many groups, a passed
+    /// or redirected descriptor that is not open, with [`Step::PassFds`](crate::Step::PassFds)
+    /// or [`Step::Dup2`](crate::Step::Dup2)) is refused before any descriptor or process is
     /// created; a failure in the child is reported after the child has been reaped and every
     /// descriptor made for it closed.
     pub fn spawn(&mut self) -> Result<Popen, SpawnError> {
