@@ -6,7 +6,9 @@
 
 pub(crate) mod child;
 mod clone_vfork;
+pub(crate) mod env;
 mod fork;
+pub(crate) mod interpreter;
 mod posix;
 pub(crate) mod prepare;
 pub(crate) mod report;
@@ -79,7 +81,7 @@ fn child_plan<'a>(
 ) -> ChildPlan<'a> {
     ChildPlan {
         argv: prep.argv.as_ptr(),
-        envp: prep.envp.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+        envp: prep.envp.as_ptr(),
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
@@ -131,6 +133,14 @@ fn finish(
 fn step_error(prep: &Prepared, step: Step, errno: i32) -> SpawnError {
     let err = SpawnError::from_errno(step, errno);
     match step {
+        Step::Exec if errno == libc::ENOENT => {
+            let err = err.with_path(prep.program_path());
+            // Judged here, in the parent, once the child has reported.
+            match interpreter::explain_enoent(&prep.candidates, prep.cwd_path()) {
+                Some(missing) => err.with_missing_interpreter(missing),
+                None => err,
+            }
+        }
         Step::Exec => err.with_path(prep.program_path()),
         Step::Chdir => match prep.cwd_path() {
             Some(cwd) => err.with_path(cwd),
