@@ -16,9 +16,16 @@ use crate::sys;
 /// A running (or finished) child process, as returned by [`Command::spawn`](crate::Command::spawn).
 ///
 /// Waiting and signalling take `&self` and are safe to call from several threads at once. The
-/// exit status is cached once the child has been reaped, and a reaped child is never signalled,
-/// so a recycled pid is never hit. Where the kernel has pidfds (Linux ≥ 5.3), signals go through
-/// the pidfd and waits sleep on it.
+/// exit status is cached once the child has been reaped, and a reaped child is never signalled.
+///
+/// Where the kernel has pidfds (Linux ≥ 5.4), the handle holds one from the child's birth: the
+/// vfork-style child is made with it (`CLONE_PIDFD`), the other paths open it as soon as the
+/// child exists, while its pid is still reserved. Every wait (`waitid(P_PIDFD)`) and every
+/// signal (`pidfd_send_signal`) goes through it, so a recycled pid is never hit, even when the
+/// child is reaped by someone else: SIGCHLD set to `SIG_IGN` or `SA_NOCLDWAIT` (the kernel then
+/// reaps each child as it exits; spawns then take only paths that make the pidfd with the
+/// child), or a `waitpid(-1)` elsewhere. Such a child's status is lost: waits return
+/// [`ExitStatus::unavailable`], never a made-up exit code 0.
 ///
 /// # Drop behavior
 ///
@@ -42,10 +49,8 @@ use crate::sys;
 /// ```
 pub struct Popen {
     pid: libc::pid_t,
-    /// Opened on first need (a timed wait, a signal, a drop while running) under the status
-    /// lock, so never for a reaped pid.
-    /// Not opening one for every child saves a system call and keeps descriptors that every
-    /// later child would inherit and close out of the table.
+    /// Made with the child or opened right after it started (see [`Started`]); else opened on
+    /// first need under the status lock, and checked to refer to our child.
     pidfd: OnceLock<Option<OwnedFd>>,
     /// Held only for a non-blocking `waitpid` or a signal, never across a sleep, so that a
     /// reaped pid is never signalled and a poll never waits for a waiter.
@@ -72,9 +77,13 @@ impl Popen {
         stdout: Option<ChildStdout>,
         stderr: Option<ChildStderr>,
     ) -> Popen {
+        let pidfd = OnceLock::new();
+        if let Some(fd) = started.pidfd {
+            let _ = pidfd.set(Some(fd));
+        }
         Popen {
             pid: started.pid,
-            pidfd: OnceLock::new(),
+            pidfd,
             status: Mutex::new(None),
             path,
             group,
@@ -92,8 +101,8 @@ impl Popen {
         self.pid
     }
 
-    /// The child's pidfd, where the kernel has them; opened on first use. `None` once the child
-    /// was reaped without one having been opened.
+    /// The child's pidfd, where the kernel has them (held from the child's start). `None` where
+    /// it could not be had.
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         let status = self.lock();
         self.pidfd_locked(&status).map(|fd| fd.as_fd())
@@ -109,7 +118,7 @@ impl Popen {
             return None;
         }
         self.pidfd
-            .get_or_init(|| sys::pidfd::pidfd_open(self.pid).ok().flatten())
+            .get_or_init(|| sys::pidfd::pidfd_open_child(self.pid).ok().flatten())
             .as_ref()
     }
 
@@ -144,15 +153,19 @@ impl Popen {
         if let Some(s) = *status {
             return Ok(Some(s));
         }
-        match sys::wait::waitpid_nohang(self.pid) {
+        let reaped = match self.pidfd.get() {
+            Some(Some(fd)) => sys::wait::waitid_pidfd(fd.as_fd(), libc::WNOHANG),
+            _ => sys::wait::waitpid_nohang(self.pid),
+        };
+        match reaped {
             Ok(Some(raw)) => {
                 *status = Some(ExitStatus::from_raw(raw));
             }
             Ok(None) => {}
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
                 // Reaped behind our back (SIGCHLD ignored, or a waitpid(-1) elsewhere): the
-                // status is lost. CPython reports 0 in this case.
-                *status = Some(ExitStatus::from_raw(0));
+                // status is lost, and says so.
+                *status = Some(ExitStatus::unavailable());
             }
             Err(e) => return Err(e),
         }
@@ -160,10 +173,11 @@ impl Popen {
     }
 
     /// The exit status if the child has exited (reaping it), else `None`. Never blocks.
+    /// [Unavailable](ExitStatus::is_unavailable) if the child was reaped elsewhere.
     ///
     /// # Errors
     ///
-    /// An unexpected `waitpid` error.
+    /// An unexpected `waitid`/`waitpid` error.
     pub fn poll(&self) -> io::Result<Option<ExitStatus>> {
         self.try_reap()
     }
@@ -173,7 +187,8 @@ impl Popen {
         self.poll().ok().flatten().map(ExitStatus::returncode)
     }
 
-    /// Waits for the child to exit and returns its status.
+    /// Waits for the child to exit and returns its status:
+    /// [unavailable](ExitStatus::is_unavailable) if it was reaped elsewhere (SIGCHLD ignored).
     ///
     /// Does not close the child's stdin: a child that waits for end of input will wait forever
     /// if its stdin pipe is still held (take and drop [`stdin`](Self::stdin) first).
@@ -195,10 +210,12 @@ impl Popen {
         }
     }
 
-    /// Waits at most `timeout` for the child to exit; `None` if it is still running then.
+    /// Waits at most `timeout` for the child to exit; `None` if it is still running then. The
+    /// status is [unavailable](ExitStatus::is_unavailable) if it was reaped elsewhere.
     ///
     /// With a pidfd the wait sleeps on it and returns as soon as the child exits, burning no CPU
-    /// meanwhile. Without pidfds it falls back to polling with sleeps of at most 20 ms.
+    /// meanwhile. Without a pidfd (a kernel without them, or a descriptor table that was full)
+    /// it falls back to polling with sleeps of at most 20 ms.
     ///
     /// # Errors
     ///
@@ -235,8 +252,20 @@ impl Popen {
             (None, None) => None,
             (None, Some(_)) => self.pidfd_locked(&self.lock()),
         };
-        if let Some(fd) = pidfd {
-            return sys::wait::poll_readable(fd.as_fd(), deadline);
+        match (pidfd, deadline) {
+            (Some(fd), Some(_)) => return sys::wait::poll_readable(fd.as_fd(), deadline),
+            (Some(fd), None) => {
+                // Without reaping: whoever holds the status lock reaps, so that two waiters
+                // cannot both reap (the second would see the status as lost).
+                let options = libc::WNOWAIT;
+                return match sys::wait::waitid_pidfd(fd.as_fd(), options) {
+                    Ok(_) => Ok(true),
+                    // Reaped elsewhere; try_reap will see ECHILD too.
+                    Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(true),
+                    Err(e) => Err(e),
+                };
+            }
+            (None, _) => {}
         }
         match deadline {
             None => match sys::wait::wait_exited_noreap(self.pid) {
@@ -254,8 +283,9 @@ impl Popen {
         }
     }
 
-    /// Sends `signal` to the child. Sending to a child that has already been reaped does nothing
-    /// (as in CPython): its pid may belong to another process by now.
+    /// Sends `signal` to the child, through its pidfd where the kernel has them. Sending to a
+    /// child that has already been reaped, by us or elsewhere, does nothing (as in CPython):
+    /// its pid may belong to another process by now.
     ///
     /// # Errors
     ///
@@ -272,7 +302,9 @@ impl Popen {
                 other => other,
             };
         }
-        // No pidfds: the lock keeps the pid from being reaped, hence recycled, while we signal.
+        // No pidfd (a kernel without them, or no descriptor to be had): the lock keeps the pid
+        // from being reaped by us, hence recycled, while we signal; nothing can stop a reaping
+        // elsewhere, which a pidfd made at the start covers.
         #[allow(unsafe_code)]
         // SAFETY: kill takes two integers.
         let ret = unsafe { libc::kill(self.pid, signal) };

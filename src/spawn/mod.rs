@@ -26,6 +26,25 @@ use prepare::{FdPlan, Prepared};
 /// A started child, before it is wrapped in a [`Popen`].
 pub(crate) struct Started {
     pub(crate) pid: libc::pid_t,
+    /// Made with the child (`CLONE_PIDFD`) or opened right after it started; `None` where the
+    /// kernel has no pidfds or the descriptor table is full.
+    pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Started {
+    /// A child that runs, with its pidfd if it has one yet. Without one it is opened now: the
+    /// child cannot have been reaped (hence its pid recycled) yet, as a spawn never takes a
+    /// path without `CLONE_PIDFD` while the kernel reaps children itself (SIGCHLD ignored or
+    /// `SA_NOCLDWAIT`). A failure (`EMFILE`) leaves it to the handle, which retries.
+    fn with_pidfd(self) -> Started {
+        match self.pidfd {
+            Some(_) => self,
+            None => Started {
+                pidfd: sys::pidfd::pidfd_open(self.pid).ok().flatten(),
+                ..self
+            },
+        }
+    }
 }
 
 pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
@@ -44,11 +63,13 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
         ));
     }
     let fds = prepare::plan_fds(cmd)?;
-    let started = match choice.path() {
+    let path = pinned_path(cmd, choice.path());
+    let started = match path {
         SpawnPath::PosixSpawn => posix::spawn(cmd, &prep, &fds)?,
         SpawnPath::CloneVfork => clone_vfork::spawn(cmd, &prep, &fds)?,
         SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
-    };
+    }
+    .with_pidfd();
     let group = match (cmd.new_session, cmd.process_group) {
         (true, _) | (false, Some(0)) => Some(started.pid),
         (false, Some(g)) => Some(g),
@@ -63,9 +84,29 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
     } = fds;
     // The child has its copies now: close ours, so the child sees EOF when we drop our ends.
     drop(keep_alive);
-    let mut popen = Popen::from_parts(started, choice.path(), group, stdin, stdout, stderr);
+    let mut popen = Popen::from_parts(started, path, group, stdin, stdout, stderr);
     popen.set_args(cmd.argv.clone());
     Ok(popen)
+}
+
+/// The path to take instead of `posix_spawn` while the kernel reaps children itself (SIGCHLD
+/// ignored or `SA_NOCLDWAIT`): the C library's `posix_spawn` gives no pidfd, and a child that
+/// exits at once may be reaped, and its pid recycled, before one could be opened. The
+/// vfork-style child honours every option `posix_spawn` does and gets its pidfd with the child;
+/// where it cannot run, the fork path does the same. The check costs one system call, and only
+/// on this path: the automatic choice on Linux is the vfork-style child.
+fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
+    if path != SpawnPath::PosixSpawn
+        || sys::pidfd::known_unsupported()
+        || !sys::wait::children_reaped_by_kernel()
+    {
+        return path;
+    }
+    if strategy::vfork_possible(cmd) {
+        SpawnPath::CloneVfork
+    } else {
+        SpawnPath::Fork
+    }
 }
 
 /// The plan a vfork-style or forked child follows.
@@ -109,20 +150,33 @@ fn finish(
     prep: &Prepared,
     report: std::io::Result<Option<(Step, i32)>>,
     pid: libc::pid_t,
+    pidfd: Option<std::os::fd::OwnedFd>,
 ) -> Result<Started, SpawnError> {
     match report {
-        // The handle opens a pidfd when it first needs one.
-        Ok(None) => Ok(Started { pid }),
+        Ok(None) => Ok(Started { pid, pidfd }),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }
         Ok(Some((step, errno))) => {
-            let _ = sys::wait::waitpid_blocking(pid);
+            reap_failed(pid, pidfd);
             Err(step_error(prep, step, errno))
         }
         Err(e) => {
-            let _ = sys::wait::waitpid_blocking(pid);
+            reap_failed(pid, pidfd);
             Err(SpawnError::new(Step::Spawn, e))
+        }
+    }
+}
+
+/// Reaps a child that could not exec: through its pidfd where there is one, as the kernel may
+/// have reaped it already (SIGCHLD ignored) and its pid be another's.
+fn reap_failed(pid: libc::pid_t, pidfd: Option<std::os::fd::OwnedFd>) {
+    match pidfd {
+        Some(fd) => {
+            let _ = sys::wait::waitid_pidfd(std::os::fd::AsFd::as_fd(&fd), 0);
+        }
+        None => {
+            let _ = sys::wait::waitpid_blocking(pid);
         }
     }
 }

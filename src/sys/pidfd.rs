@@ -43,6 +43,80 @@ pub(crate) fn pidfd_open(_pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
     Ok(None)
 }
 
+/// A pidfd for `pid`, a child of ours that may have been reaped elsewhere since it started (the
+/// kernel reaps children itself when SIGCHLD is ignored; any `waitpid(-1)` in the process
+/// does too): opened, then checked to be a child of ours still, exited or not. `Ok(None)`
+/// where the kernel has no pidfds or the child is gone (`pid` may name a stranger by now).
+///
+/// What is left: a pid recycled, between the reaping elsewhere and this call, by another child
+/// of this process. Spawns avoid that by making the pidfd with the child.
+pub(crate) fn pidfd_open_child(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
+    let Some(fd) = pidfd_open(pid)? else {
+        return Ok(None);
+    };
+    let nohang = libc::WNOHANG | libc::WNOWAIT;
+    match super::wait::waitid_pidfd(std::os::fd::AsFd::as_fd(&fd), nohang) {
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        Err(e) => Err(e),
+        Ok(_) => Ok(Some(fd)),
+    }
+}
+
+/// `fork()` for the fork spawn path: `(pid, pidfd)` in the parent, `(0, None)` in the child,
+/// `(-1, None)` with errno set on failure.
+///
+/// Where the kernel reaps children itself (SIGCHLD ignored or `SA_NOCLDWAIT`), a child may exit
+/// and be reaped before the parent could open a pidfd for it, and its pid be recycled by then:
+/// the fork is then a raw `clone(CLONE_PIDFD | SIGCHLD)`, which makes the pidfd with the child.
+/// That skips the C library's fork handlers (`pthread_atfork`, and glibc's own: the malloc and
+/// stdio locks are not made usable in the child), which only matters to a pre-exec hook that
+/// breaks its contract (async-signal-safe calls only). Otherwise it is
+/// the C library's `fork`, and the caller opens the pidfd: the child stays a zombie, its pid
+/// reserved, until it is reaped.
+///
+/// # Safety
+///
+/// As `fork`: the child may only make async-signal-safe calls until it execs or exits.
+#[cfg(all(target_os = "linux", not(target_arch = "s390x")))]
+pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
+    if known_unsupported() || !super::wait::children_reaped_by_kernel() {
+        // SAFETY: the caller keeps to fork's contract.
+        return (unsafe { libc::fork() }, None);
+    }
+    let mut pidfd: libc::c_int = -1;
+    let flags = (libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: with no new stack, clone duplicates this process as fork does; the kernel writes
+    // the pidfd into `pidfd` (the parent_tid argument, for CLONE_PIDFD). tls and child_tid are
+    // unused without their flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    } as libc::pid_t;
+    if ret <= 0 {
+        return (ret, None);
+    }
+    // SAFETY: the kernel made this descriptor (close-on-exec) for the child; nobody else owns it.
+    let fd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    (ret, fd)
+}
+
+/// `fork()`; the caller opens the pidfd (see the Linux version).
+///
+/// # Safety
+///
+/// As `fork`.
+#[cfg(not(all(target_os = "linux", not(target_arch = "s390x"))))]
+pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
+    // SAFETY: the caller keeps to fork's contract.
+    (unsafe { libc::fork() }, None)
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
 #[cfg(target_os = "linux")]
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
