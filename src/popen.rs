@@ -50,8 +50,9 @@ use crate::sys;
 pub struct Popen {
     pid: libc::pid_t,
     /// Made with the child or opened right after it started (see [`Started`]); else opened on
-    /// first need under the status lock, and checked to refer to our child.
-    pidfd: OnceLock<Option<OwnedFd>>,
+    /// first need under the status lock, and checked to refer to our child. An attempt that
+    /// fails (`EMFILE`) is made again at the next need.
+    pidfd: OnceLock<OwnedFd>,
     /// Held only for a non-blocking `waitpid` or a signal, never across a sleep, so that a
     /// reaped pid is never signalled and a poll never waits for a waiter.
     status: Mutex<Option<ExitStatus>>,
@@ -79,7 +80,7 @@ impl Popen {
     ) -> Popen {
         let pidfd = OnceLock::new();
         if let Some(fd) = started.pidfd {
-            let _ = pidfd.set(Some(fd));
+            let _ = pidfd.set(fd);
         }
         Popen {
             pid: started.pid,
@@ -102,7 +103,8 @@ impl Popen {
     }
 
     /// The child's pidfd, where the kernel has them (held from the child's start). `None` where
-    /// it could not be had.
+    /// it could not be had: a kernel without pidfds, a child reaped without one, or a
+    /// descriptor table that is full (each call tries again).
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         let status = self.lock();
         self.pidfd_locked(&status).map(|fd| fd.as_fd())
@@ -112,14 +114,16 @@ impl Popen {
     /// child cannot be reaped, and its pid recycled, before the pidfd refers to it.
     fn pidfd_locked(&self, status: &Option<ExitStatus>) -> Option<&OwnedFd> {
         if let Some(fd) = self.pidfd.get() {
-            return fd.as_ref();
+            return Some(fd);
         }
         if status.is_some() {
             return None;
         }
-        self.pidfd
-            .get_or_init(|| sys::pidfd::pidfd_open_child(self.pid).ok().flatten())
-            .as_ref()
+        // Nothing is cached on failure: a full descriptor table may have room at the next need.
+        if let Ok(Some(fd)) = sys::pidfd::pidfd_open_child(self.pid) {
+            let _ = self.pidfd.set(fd);
+        }
+        self.pidfd.get()
     }
 
     /// The spawn path that started the child.
@@ -154,8 +158,8 @@ impl Popen {
             return Ok(Some(s));
         }
         let reaped = match self.pidfd.get() {
-            Some(Some(fd)) => sys::wait::waitid_pidfd(fd.as_fd(), libc::WNOHANG),
-            _ => sys::wait::waitpid_nohang(self.pid),
+            Some(fd) => sys::wait::waitid_pidfd(fd.as_fd(), libc::WNOHANG),
+            None => sys::wait::waitpid_nohang(self.pid),
         };
         match reaped {
             Ok(Some(raw)) => {
@@ -246,11 +250,9 @@ impl Popen {
     /// Sleeps until the child has exited (without reaping it) or `deadline` passes. Returns
     /// whether it may have exited.
     fn sleep_until_exit(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        // Without a deadline a blocking waitid needs no pidfd; with one, sleep on the pidfd.
-        let pidfd = match (self.pidfd.get(), deadline) {
-            (Some(fd), _) => fd.as_ref(),
-            (None, None) => None,
-            (None, Some(_)) => self.pidfd_locked(&self.lock()),
+        let pidfd = match self.pidfd.get() {
+            Some(fd) => Some(fd),
+            None => self.pidfd_locked(&self.lock()),
         };
         match (pidfd, deadline) {
             (Some(fd), Some(_)) => return sys::wait::poll_readable(fd.as_fd(), deadline),
@@ -371,7 +373,7 @@ impl Drop for Popen {
         }
         // The reaper sleeps on the pidfd: open it now, while the child is surely unreaped.
         let _ = self.pidfd_locked(&self.lock());
-        reaper::adopt(self.pid, self.pidfd.take().flatten());
+        reaper::adopt(self.pid, self.pidfd.take());
     }
 }
 

@@ -216,3 +216,56 @@ fn path_choice_explains_itself() {
     cmd.spawn_path(SpawnPath::Fork);
     assert_eq!(cmd.choose_path().to_string(), "fork (forced)");
 }
+
+/// Lowers this process's soft limit on open descriptors to `n` (in a scenario process only).
+fn limit_open_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one valid rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = n;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// Opens /dev/null until the descriptor table is full.
+fn fill_descriptor_table() -> Vec<std::fs::File> {
+    let mut files = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE));
+                return files;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need() {
+    const NAME: &str = "a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need";
+    if in_scenario(NAME) {
+        limit_open_files(64);
+        let mut files = fill_descriptor_table();
+        // posix_spawn itself needs no descriptor in the parent; the pidfd cannot be had.
+        let child = Command::new("sleep")
+            .arg("0.3")
+            .spawn_path(SpawnPath::PosixSpawn)
+            .spawn()
+            .unwrap();
+        assert!(child.pidfd().is_none());
+        assert_eq!(child.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+        files.pop();
+        // With room again, the handle gets its pidfd (and sleeps on it) rather than polling
+        // for the rest of its life.
+        assert!(child.pidfd().is_some());
+        let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+        assert!(status.unwrap().success());
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
