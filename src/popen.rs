@@ -131,7 +131,9 @@ impl Popen {
         self.path
     }
 
-    /// The process group the child was put in, if it was started in a new session or group.
+    /// The process group the child leads (its id is the child's pid), if it was started in a
+    /// new session or with [`process_group(0)`](crate::Command::process_group). `None` for a
+    /// child that joined an existing group: that group is not the child's.
     pub fn process_group(&self) -> Option<i32> {
         self.group
     }
@@ -316,18 +318,59 @@ impl Popen {
         }
     }
 
-    /// Sends `signal` to the child's whole process group, when it was started in a new session
-    /// or process group ([`process_group`](Self::process_group)); else to the child alone. The
-    /// group is signalled even after the child itself was reaped, so grandchildren left in it
-    /// are reached.
+    /// Sends `signal` to the process group the child leads — when it was started in a new
+    /// session or with [`process_group(0)`](crate::Command::process_group), see
+    /// [`process_group`](Self::process_group) — grandchildren left in it included; to the child
+    /// alone when it leads no group of its own.
+    ///
+    /// Only while the child is not reaped: until then its pid, hence its group's id, cannot be
+    /// another's. Signal the group before waiting for the child. Where the kernel can (Linux ≥
+    /// 6.9), the group is found through the child's pidfd, so a child reaped elsewhere
+    /// (SIGCHLD ignored) is never mistaken for a group that reuses its id.
     ///
     /// # Errors
     ///
-    /// The error of `killpg`, except `ESRCH` (nobody left in the group), which is ignored.
+    /// [`io::ErrorKind::InvalidInput`], before any signal is sent: the child was reaped (its
+    /// group id may be another's by now), or the group is the caller's own (the child joined
+    /// it). Else the error of `pidfd_send_signal`/`killpg`, except `ESRCH` (nobody left in the
+    /// group), which is ignored.
     pub fn send_signal_group(&self, signal: i32) -> io::Result<()> {
         let Some(group) = self.group else {
             return self.send_signal(signal);
         };
+        let mut status = self.lock();
+        if status.is_some() {
+            return Err(refused(
+                "the child was reaped, so its process group id may belong to another group by \
+                 now: signal the group before waiting for the child",
+            ));
+        }
+        // SAFETY: getpgrp and getpgid take and return integers.
+        #[allow(unsafe_code)]
+        let (own, current) = unsafe { (libc::getpgrp(), libc::getpgid(self.pid)) };
+        if group == own || current == own {
+            return Err(refused(
+                "the child's process group is the caller's own: signalling it would signal the \
+                 caller",
+            ));
+        }
+        if let Some(fd) = self.pidfd_locked(&status) {
+            match sys::pidfd::pidfd_send_signal_to_group(fd.as_fd(), signal) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                    // Reaped elsewhere (SIGCHLD ignored): its status is lost, its group id free.
+                    *status = Some(ExitStatus::unavailable());
+                    return Err(refused(
+                        "the child was reaped elsewhere, so its process group id may belong to \
+                         another group by now",
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The status lock keeps us from reaping the leader, whose pid keeps the group's id
+        // from being reused, while we signal.
         #[allow(unsafe_code)]
         // SAFETY: killpg takes two integers.
         let ret = unsafe { libc::killpg(group, signal) };
@@ -361,6 +404,11 @@ impl Popen {
         self.detached = true;
         self.pid
     }
+}
+
+/// The error of a group signal refused before it was sent.
+fn refused(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why)
 }
 
 impl Drop for Popen {

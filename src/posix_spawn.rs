@@ -180,11 +180,7 @@ fn start<S: AsRef<OsStr>>(
     #[allow(unsafe_code)]
     let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
     let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let group = if attr.has_setsid() {
-        Some(pid)
-    } else {
-        attr.pgroup().map(|g| if g == 0 { pid } else { g })
-    };
+    let group = crate::spawn::led_group(attr.has_setsid(), attr.pgroup(), pid);
     // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
     // still ours (it may have exited and been reaped already where SIGCHLD is ignored; the
     // handle then reports its status as unavailable).

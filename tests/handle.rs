@@ -269,3 +269,71 @@ fn a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need() {
     }
     assert!(run_scenario(NAME, |_| {}).success());
 }
+
+#[test]
+fn a_group_signal_never_reaches_a_group_the_child_only_joined() {
+    const NAME: &str = "a_group_signal_never_reaches_a_group_the_child_only_joined";
+    if in_scenario(NAME) {
+        // A group of our own, so that a stray group signal only hits this scenario process.
+        // SAFETY: setpgid and getpgrp take and return integers.
+        let ours = unsafe {
+            assert_eq!(libc::setpgid(0, 0), 0);
+            libc::getpgrp()
+        };
+        common::on_each_path(
+            || {
+                let mut cmd = Command::new("sleep");
+                cmd.arg("30").process_group(ours);
+                cmd
+            },
+            |path, cmd| {
+                let child = cmd.spawn().unwrap();
+                assert_eq!(child.process_group(), None, "{path}");
+                // Goes to the child alone, not to our group.
+                child.send_signal_group(libc::SIGTERM).unwrap();
+                assert_eq!(
+                    child.wait().unwrap().signal(),
+                    Some(libc::SIGTERM),
+                    "{path}"
+                );
+            },
+        );
+        // A child that leads its group, whose group we then join: refused, not sent to us.
+        let leader = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // SAFETY: plain system calls.
+        assert_eq!(unsafe { libc::setpgid(0, leader.pid()) }, 0);
+        let err = leader.send_signal_group(libc::SIGTERM).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        leader.kill().unwrap();
+        assert_eq!(leader.wait().unwrap().signal(), Some(libc::SIGKILL));
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
+
+#[test]
+fn a_group_signal_after_the_leader_was_reaped_is_refused() {
+    common::on_each_path(
+        || {
+            let mut cmd = Command::new("true");
+            cmd.process_group(0);
+            cmd
+        },
+        |path, cmd| {
+            let child = cmd.spawn().unwrap();
+            assert_eq!(child.process_group(), Some(child.pid()), "{path}");
+            assert!(child.wait().unwrap().success());
+            // Its group id is free now, and may be another group's.
+            let err = child.send_signal_group(libc::SIGKILL).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidInput,
+                "{path}: {err}"
+            );
+        },
+    );
+}

@@ -83,6 +83,9 @@ fn stale_handles_never_reach_the_stranger() {
         let mut stranger = stranger_with_pid(pid);
         child.kill().unwrap();
         child.send_signal(libc::SIGTERM).unwrap();
+        // The stranger leads a group with the dead child's id: refused, not sent there.
+        let refused = child.send_signal_group(libc::SIGKILL).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput, "{path}");
         let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(status.map(ExitStatus::is_unavailable), Some(true), "{path}");
         let status = child.wait().unwrap();

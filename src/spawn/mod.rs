@@ -70,11 +70,7 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
         SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
     }
     .with_pidfd();
-    let group = match (cmd.new_session, cmd.process_group) {
-        (true, _) | (false, Some(0)) => Some(started.pid),
-        (false, Some(g)) => Some(g),
-        (false, None) => None,
-    };
+    let group = led_group(cmd.new_session, cmd.process_group, started.pid);
     let FdPlan {
         keep_alive,
         stdin,
@@ -106,6 +102,21 @@ fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
         SpawnPath::CloneVfork
     } else {
         SpawnPath::Fork
+    }
+}
+
+/// The process group the child leads (its id is the child's pid), if it made one: a new session
+/// or `process_group(0)`. A group the child merely joined is not recorded: it is not the
+/// child's, and may be the caller's own.
+pub(crate) fn led_group(
+    new_session: bool,
+    process_group: Option<libc::pid_t>,
+    pid: libc::pid_t,
+) -> Option<libc::pid_t> {
+    match (new_session, process_group) {
+        (true, _) => Some(pid),
+        (false, Some(g)) if g == 0 || g == pid => Some(pid),
+        _ => None,
     }
 }
 

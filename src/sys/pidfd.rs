@@ -120,6 +120,56 @@ pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
 #[cfg(target_os = "linux")]
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    pidfd_send_signal_flags(pidfd, sig, 0)
+}
+
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux ≥ 6.9): signal the process group the pidfd's process is
+/// in.
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+
+static NO_GROUP_FLAG: AtomicBool = AtomicBool::new(false);
+
+/// Sends `sig` to the process group the process of `pidfd` is in now: `Ok(false)` where the
+/// kernel cannot (before Linux 6.9). The group is found through the process, atomically, so
+/// a process that was reaped (whose group id may be another's by now) gives `ESRCH`.
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_send_signal_to_group(
+    pidfd: BorrowedFd<'_>,
+    sig: libc::c_int,
+) -> io::Result<bool> {
+    if NO_GROUP_FLAG.load(Ordering::Relaxed) {
+        return Ok(false);
+    }
+    match pidfd_send_signal_flags(pidfd, sig, PIDFD_SIGNAL_PROCESS_GROUP) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // A bad signal number or an unknown flag: signal 0 with the flag tells which.
+            match pidfd_send_signal_flags(pidfd, 0, PIDFD_SIGNAL_PROCESS_GROUP) {
+                Err(probe) if probe.raw_os_error() == Some(libc::EINVAL) => {
+                    NO_GROUP_FLAG.store(true, Ordering::Relaxed);
+                    Ok(false)
+                }
+                _ => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pidfd_send_signal_to_group(
+    _pidfd: BorrowedFd<'_>,
+    _sig: libc::c_int,
+) -> io::Result<bool> {
+    Ok(false)
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_send_signal_flags(
+    pidfd: BorrowedFd<'_>,
+    sig: libc::c_int,
+    flags: libc::c_uint,
+) -> io::Result<()> {
     // SAFETY: a null siginfo asks the kernel to fill it in as kill(2) would.
     let ret = unsafe {
         libc::syscall(
@@ -127,7 +177,7 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::
             pidfd.as_raw_fd(),
             sig,
             std::ptr::null::<u8>(),
-            0,
+            flags,
         )
     };
     cvt(ret as libc::c_int).map(drop)
