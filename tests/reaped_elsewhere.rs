@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{in_scenario, scenario_passed};
-use popen::{Command, ExitStatus, SpawnPath};
+use common::{in_scenario, open_fds, run_scenario, scenario_passed, zombie_children};
+use popen::{Command, ExitStatus, RunError, RunOptions, SpawnPath, Step};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -138,4 +138,111 @@ fn set_nocldwait() {
             0
         );
     }
+}
+
+/// With the kernel reaping children (as the caller set up), on each path: every operation
+/// returns, with the status [unavailable](ExitStatus::is_unavailable) and the output intact,
+/// and nothing is left behind.
+fn every_operation_returns_while_the_kernel_reaps() {
+    let fds_before = open_fds();
+    let bound = Duration::from_secs(30);
+    common::on_each_path(
+        || Command::shell("exit 3"),
+        |path, cmd| {
+            let child = cmd.spawn().unwrap();
+            // posix_spawn makes no pidfd with the child: the vfork-style child stands in.
+            let expected = match path {
+                SpawnPath::PosixSpawn => SpawnPath::CloneVfork,
+                other => other,
+            };
+            assert_eq!(child.spawn_path(), expected);
+            assert!(child.pidfd().is_some(), "{path}");
+            let status = child.wait_timeout(bound).unwrap().expect("no hang");
+            assert!(status.is_unavailable(), "{path}: {status}");
+            assert_eq!(child.poll().unwrap(), Some(status));
+            assert_eq!(child.wait().unwrap(), status);
+            // Reaped: nothing is signalled.
+            child.kill().unwrap();
+        },
+    );
+    common::on_each_path(
+        || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            cmd
+        },
+        |path, cmd| {
+            let child = cmd.spawn().unwrap();
+            assert_eq!(child.poll().unwrap(), None, "{path}");
+            child.kill().unwrap();
+            let status = child.wait_timeout(bound).unwrap().expect("no hang");
+            assert!(status.is_unavailable(), "{path}: {status}");
+            assert!(!status.success() && status.code().is_none() && status.signal().is_none());
+        },
+    );
+    common::on_each_path(
+        || Command::shell("echo hi; exit 0"),
+        |path, cmd| {
+            let done = RunOptions::new().capture_stdout().run(&mut *cmd).unwrap();
+            assert_eq!(done.stdout, b"hi\n", "{path}");
+            assert!(done.status.is_unavailable(), "{path}");
+            // CPython's returncode for a lost status; not a success for a check.
+            assert_eq!(done.returncode(), 0);
+            let err = done.check().unwrap_err();
+            assert!(err.to_string().contains("unavailable"), "{err}");
+        },
+    );
+    common::on_each_path(
+        || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30").process_group(0);
+            cmd
+        },
+        |path, cmd| {
+            let start = Instant::now();
+            let opts = RunOptions::new()
+                .capture_output()
+                .timeout(Duration::from_millis(100));
+            match opts.run(&mut *cmd) {
+                Err(RunError::Timeout(e)) => {
+                    assert!(e.status.is_none_or(ExitStatus::is_unavailable), "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+            assert!(start.elapsed() < bound, "{path}");
+        },
+    );
+    common::on_each_path(
+        || Command::new("/nonexistent/program"),
+        |path, cmd| {
+            let err = cmd.spawn().unwrap_err();
+            assert_eq!(err.step(), Step::Exec, "{path}: {err}");
+        },
+    );
+    assert_eq!(popen::pending_orphans(), 0);
+    assert_eq!(zombie_children(), Vec::<i32>::new());
+    assert_eq!(open_fds(), fds_before, "descriptors leaked");
+}
+
+#[test]
+fn every_operation_returns_with_sigchld_ignored() {
+    const NAME: &str = "every_operation_returns_with_sigchld_ignored";
+    if in_scenario(NAME) {
+        // SAFETY: the scenario process is ours alone; the kernel reaps children from now on.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        every_operation_returns_while_the_kernel_reaps();
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
+
+#[test]
+fn every_operation_returns_with_sa_nocldwait() {
+    const NAME: &str = "every_operation_returns_with_sa_nocldwait";
+    if in_scenario(NAME) {
+        set_nocldwait();
+        every_operation_returns_while_the_kernel_reaps();
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
 }
