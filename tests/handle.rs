@@ -250,21 +250,24 @@ fn a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need() {
     const NAME: &str = "a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need";
     if in_scenario(NAME) {
         limit_open_files(64);
-        let mut files = fill_descriptor_table();
-        // posix_spawn itself needs no descriptor in the parent; the pidfd cannot be had.
-        let child = Command::new("sleep")
-            .arg("0.3")
-            .spawn_path(SpawnPath::PosixSpawn)
-            .spawn()
-            .unwrap();
-        assert!(child.pidfd().is_none());
-        assert_eq!(child.wait_timeout(Duration::from_millis(1)).unwrap(), None);
-        files.pop();
-        // With room again, the handle gets its pidfd (and sleeps on it) rather than polling
-        // for the rest of its life.
-        assert!(child.pidfd().is_some());
-        let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
-        assert!(status.unwrap().success());
+        // The vfork-style and posix_spawn paths need no descriptor in the parent when the
+        // standard streams are inherited: the child starts, without a pidfd.
+        for path in [SpawnPath::CloneVfork, SpawnPath::PosixSpawn] {
+            let mut files = fill_descriptor_table();
+            let child = Command::new("sleep")
+                .arg("0.3")
+                .spawn_path(path)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(child.pidfd().is_none(), "{path}");
+            assert_eq!(child.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+            files.pop();
+            // With room again, the handle gets its pidfd (and sleeps on it) rather than
+            // polling for the rest of its life.
+            assert!(child.pidfd().is_some(), "{path}");
+            let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+            assert!(status.unwrap().success(), "{path}");
+        }
         scenario_passed();
     }
     assert!(run_scenario(NAME, |_| {}).success());

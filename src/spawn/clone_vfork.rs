@@ -61,7 +61,13 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { child::child_main(&*(arg as *const ChildPlan<'_>), &mut []) }
 }
 
-pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+/// Starts the child; with `with_pidfd`, its pidfd is made with it (`CLONE_PIDFD`).
+pub(super) fn spawn(
+    cmd: &Command,
+    prep: &Prepared,
+    fds: &FdPlan,
+    with_pidfd: bool,
+) -> Result<Started, SpawnError> {
     let report = SharedReport::default();
     let guard = SignalBlockGuard::block_all();
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
@@ -72,7 +78,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
     // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
     // kernel makes it close-on-exec: a child another thread starts meanwhile drops it at exec.
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    let pidfd_flag = if with_pidfd { libc::CLONE_PIDFD } else { 0 };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | pidfd_flag | libc::SIGCHLD;
     let mut pidfd: libc::c_int = -1;
     let pidfd_out = &mut pidfd as *mut libc::c_int;
     let pid = with_child_stack(|stack| {

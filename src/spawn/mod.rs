@@ -66,7 +66,7 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
     let path = pinned_path(cmd, choice.path());
     let started = match path {
         SpawnPath::PosixSpawn => posix::spawn(cmd, &prep, &fds)?,
-        SpawnPath::CloneVfork => clone_vfork::spawn(cmd, &prep, &fds)?,
+        SpawnPath::CloneVfork => clone_vfork_spawn(cmd, &prep, &fds)?,
         SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
     }
     .with_pidfd();
@@ -102,6 +102,24 @@ fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
         SpawnPath::CloneVfork
     } else {
         SpawnPath::Fork
+    }
+}
+
+/// The vfork-style spawn, with the pidfd made with the child. With a full descriptor table
+/// (`EMFILE`, `ENFILE`) that fails before any child exists: the child is started without one
+/// then (the handle opens it when it can), as the other paths do — except while the kernel
+/// reaps children itself, where a child without a pidfd could not be told from a process that
+/// reuses its pid: the spawn fails then.
+fn clone_vfork_spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+    match clone_vfork::spawn(cmd, prep, fds, true) {
+        Err(e)
+            if e.step() == Step::Spawn
+                && matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                && !sys::wait::children_reaped_by_kernel() =>
+        {
+            clone_vfork::spawn(cmd, prep, fds, false)
+        }
+        other => other,
     }
 }
 
