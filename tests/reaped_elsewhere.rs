@@ -57,6 +57,8 @@ fn stranger_with_pid(pid: i32) -> std::process::Child {
             return stranger;
         }
         let _ = stranger.kill();
+        // The kernel reaps it (SIGCHLD ignored): this returns once it is gone.
+        let _ = stranger.wait();
     }
     panic!("no process could be given pid {pid}");
 }
@@ -95,6 +97,7 @@ fn stale_handles_never_reach_the_stranger() {
         std::thread::sleep(Duration::from_millis(50));
         assert!(alive(pid), "{path}: the stranger with pid {pid} was hit");
         stranger.kill().unwrap();
+        let _ = stranger.wait();
         drop(child);
     }
 }
