@@ -29,10 +29,13 @@ use crate::sys;
 ///
 /// # Drop behavior
 ///
-/// Dropping a `Popen` closes the parent's pipe ends and never blocks. A child that has already
-/// exited is reaped at once; one that still runs is handed to a background reaper (a thread
-/// that sleeps on the pidfds of such children and reaps each as it exits), so no zombie is left.
-/// Without pidfds, such children are reaped at the next spawn, as CPython does. Use
+/// Dropping a `Popen` closes the parent's pipe ends and its pidfd, and never blocks. A child
+/// that has already exited is reaped at once; one that still runs is handed to a background
+/// reaper (a thread that sleeps on the pidfds of up to 64 such children and reaps each as it
+/// exits; past 64, children are held by pid, reaped by the sweep that follows each exit and
+/// each spawn, and watched as slots free up), so no zombie is left and the descriptor table
+/// is not filled. Without pidfds, such children are reaped at the next spawn, as CPython does.
+/// While the kernel reaps children itself (SIGCHLD ignored) there is nothing to hand over. Use
 /// [`detach`](Self::detach) to take over reaping yourself.
 ///
 /// # Examples
