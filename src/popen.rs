@@ -372,8 +372,9 @@ impl Popen {
                 Err(e) => return Err(e),
             }
         }
-        // The status lock keeps us from reaping the leader, whose pid keeps the group's id
-        // from being reused, while we signal.
+        // No pidfd, or a kernel before 6.9: the status lock keeps us from reaping the leader,
+        // whose pid keeps the group's id from being reused, while we signal. (A reaping
+        // elsewhere in between is the one case only the pidfd form rules out.)
         #[allow(unsafe_code)]
         // SAFETY: killpg takes two integers.
         let ret = unsafe { libc::killpg(group, signal) };
@@ -402,7 +403,7 @@ impl Popen {
     }
 
     /// Gives up the child without reaping it, and returns its pid: the caller becomes
-    /// responsible for waiting for it. The pipes are closed.
+    /// responsible for waiting for it. The pipes and the pidfd are closed.
     pub fn detach(mut self) -> i32 {
         self.detached = true;
         self.pid
