@@ -85,10 +85,11 @@ impl Popen {
         if let Some(fd) = started.pidfd {
             let _ = pidfd.set(fd);
         }
+        let status = started.reaped_elsewhere.then(ExitStatus::unavailable);
         Popen {
             pid: started.pid,
             pidfd,
-            status: Mutex::new(None),
+            status: Mutex::new(status),
             path,
             group,
             detached: false,
@@ -109,13 +110,13 @@ impl Popen {
     /// it could not be had: a kernel without pidfds, a child reaped without one, or a
     /// descriptor table that is full (each call tries again).
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        let status = self.lock();
-        self.pidfd_locked(&status).map(|fd| fd.as_fd())
+        let mut status = self.lock();
+        self.pidfd_locked(&mut status).map(|fd| fd.as_fd())
     }
 
     /// The pidfd, opening it if need be. The caller holds the status lock (`status`), so the
     /// child cannot be reaped, and its pid recycled, before the pidfd refers to it.
-    fn pidfd_locked(&self, status: &Option<ExitStatus>) -> Option<&OwnedFd> {
+    fn pidfd_locked(&self, status: &mut Option<ExitStatus>) -> Option<&OwnedFd> {
         if let Some(fd) = self.pidfd.get() {
             return Some(fd);
         }
@@ -123,8 +124,15 @@ impl Popen {
             return None;
         }
         // Nothing is cached on failure: a full descriptor table may have room at the next need.
-        if let Ok(Some(fd)) = sys::pidfd::pidfd_open_child(self.pid) {
-            let _ = self.pidfd.set(fd);
+        match sys::pidfd::pidfd_open_child(self.pid) {
+            Ok(Some(fd)) => {
+                let _ = self.pidfd.set(fd);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                // Reaped elsewhere: the pid may be another's now, and must not be used again.
+                *status = Some(ExitStatus::unavailable());
+            }
+            _ => {}
         }
         self.pidfd.get()
     }
@@ -257,7 +265,7 @@ impl Popen {
     fn sleep_until_exit(&self, deadline: Option<Instant>) -> io::Result<bool> {
         let pidfd = match self.pidfd.get() {
             Some(fd) => Some(fd),
-            None => self.pidfd_locked(&self.lock()),
+            None => self.pidfd_locked(&mut self.lock()),
         };
         match (pidfd, deadline) {
             (Some(fd), Some(_)) => return sys::wait::poll_readable(fd.as_fd(), deadline),
@@ -298,16 +306,20 @@ impl Popen {
     ///
     /// The error of `pidfd_send_signal`/`kill` (e.g. `EINVAL` for a bad signal number).
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
-        let status = self.lock();
+        let mut status = self.lock();
         if status.is_some() {
             return Ok(());
         }
-        if let Some(fd) = self.pidfd_locked(&status) {
+        if let Some(fd) = self.pidfd_locked(&mut status) {
             return match sys::pidfd::pidfd_send_signal(fd.as_fd(), signal) {
                 // ESRCH: the process is gone (reaped elsewhere); nothing to signal.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
                 other => other,
             };
+        }
+        if status.is_some() {
+            // Found gone while opening its pidfd: reaped elsewhere.
+            return Ok(());
         }
         // No pidfd (a kernel without them, or no descriptor to be had): the lock keeps the pid
         // from being reaped by us, hence recycled, while we signal; nothing can stop a reaping
@@ -357,7 +369,7 @@ impl Popen {
                  caller",
             ));
         }
-        if let Some(fd) = self.pidfd_locked(&status) {
+        if let Some(fd) = self.pidfd_locked(&mut status) {
             match sys::pidfd::pidfd_send_signal_to_group(fd.as_fd(), signal) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -371,6 +383,12 @@ impl Popen {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if status.is_some() {
+            return Err(refused(
+                "the child was reaped elsewhere, so its process group id may belong to another \
+                 group by now",
+            ));
         }
         // No pidfd, or a kernel before 6.9: the status lock keeps us from reaping the leader,
         // whose pid keeps the group's id from being reused, while we signal. (A reaping
@@ -423,9 +441,16 @@ impl Drop for Popen {
         if matches!(self.try_reap(), Ok(Some(_)) | Err(_)) {
             return;
         }
-        // The reaper sleeps on the pidfd: open it now, while the child is surely unreaped.
-        let _ = self.pidfd_locked(&self.lock());
-        reaper::adopt(self.pid, self.pidfd.take());
+        // The reaper sleeps on the pidfd: open it now if need be (the child is not reaped by
+        // us yet). A child found gone meanwhile was reaped elsewhere: nothing to hand over.
+        let gone = {
+            let mut status = self.lock();
+            let _ = self.pidfd_locked(&mut status);
+            status.is_some()
+        };
+        if !gone {
+            reaper::adopt(self.pid, self.pidfd.take());
+        }
     }
 }
 

@@ -53,7 +53,6 @@ use crate::popen::Popen;
 use crate::reaper;
 use crate::spawn::prepare::CStringArray;
 use crate::spawn::{SpawnPath, Started};
-use crate::sys;
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
 /// entries (`None`: this process's environment at the time of the call), after `actions`
@@ -184,8 +183,7 @@ fn start<S: AsRef<OsStr>>(
     // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
     // still ours (it may have exited and been reaped already where SIGCHLD is ignored; the
     // handle then reports its status as unavailable).
-    let pidfd = sys::pidfd::pidfd_open_child(pid).ok().flatten();
-    let started = Started { pid, pidfd };
+    let started = Started::new(pid, None).with_pidfd(true);
     let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
     popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
     Ok(popen)

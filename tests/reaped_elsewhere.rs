@@ -63,6 +63,24 @@ fn stranger_with_pid(pid: i32) -> std::process::Child {
     panic!("no process could be given pid {pid}");
 }
 
+/// A pre-exec hook that leaves behind a grandchild holding this child's descriptors — the
+/// spawn's error pipe among them — for 200 ms: the spawn returns only then, long after the
+/// child has exec'd `true`, exited and been reaped by the kernel.
+fn hold_the_spawn_open() -> std::io::Result<()> {
+    // SAFETY: in the forked child: fork, nanosleep and _exit are async-signal-safe.
+    unsafe {
+        if libc::fork() == 0 {
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
+            };
+            libc::nanosleep(&pause, std::ptr::null_mut());
+            libc::_exit(0);
+        }
+    }
+    Ok(())
+}
+
 /// Whether process `pid` runs (exists and is not a zombie).
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -74,12 +92,21 @@ fn alive(pid: i32) -> bool {
 /// With the kernel reaping children (as the caller set up), on each path: a child exits, a
 /// stranger gets its pid, and every operation on the stale handle leaves the stranger alone.
 fn stale_handles_never_reach_the_stranger() {
-    for path in SpawnPath::ALL {
-        let child = Command::new("true")
-            .spawn_path(path)
-            .process_group(0)
-            .spawn()
-            .unwrap();
+    // Each path, then the fork path with a pre-exec hook (the C library's fork, with the
+    // pidfd opened after it: here the child is surely gone by then).
+    for (path, hook) in SpawnPath::ALL
+        .into_iter()
+        .map(|p| (p, false))
+        .chain([(SpawnPath::Fork, true)])
+    {
+        let mut cmd = Command::new("true");
+        cmd.spawn_path(path).process_group(0);
+        if hook {
+            // SAFETY: fork, nanosleep and _exit are async-signal-safe; the grandchild only
+            // sleeps and exits.
+            unsafe { cmd.pre_exec(hold_the_spawn_open) };
+        }
+        let child = cmd.spawn().unwrap();
         let pid = child.pid();
         wait_gone(pid);
         let mut stranger = stranger_with_pid(pid);
@@ -215,6 +242,15 @@ fn every_operation_returns_while_the_kernel_reaps() {
             assert!(start.elapsed() < bound, "{path}");
         },
     );
+    // A pre-exec hook: the C library's fork (its fork handlers run), the pidfd opened after.
+    let mut cmd = Command::shell("exit 5");
+    // SAFETY: the hook only returns.
+    unsafe { cmd.pre_exec(|| Ok(())) };
+    let child = cmd.spawn().unwrap();
+    assert_eq!(child.spawn_path(), SpawnPath::Fork);
+    let status = child.wait_timeout(bound).unwrap().expect("no hang");
+    assert!(status.is_unavailable(), "{status}");
+    drop(child);
     common::on_each_path(
         || Command::new("/nonexistent/program"),
         |path, cmd| {

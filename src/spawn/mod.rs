@@ -29,20 +29,42 @@ pub(crate) struct Started {
     /// Made with the child (`CLONE_PIDFD`) or opened right after it started; `None` where the
     /// kernel has no pidfds or the descriptor table is full.
     pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
+    /// Seen gone before its pidfd could be opened: reaped elsewhere, its status lost.
+    pub(crate) reaped_elsewhere: bool,
 }
 
 impl Started {
-    /// A child that runs, with its pidfd if it has one yet. Without one it is opened now: the
-    /// child cannot have been reaped (hence its pid recycled) yet, as a spawn never takes a
-    /// path without `CLONE_PIDFD` while the kernel reaps children itself (SIGCHLD ignored or
-    /// `SA_NOCLDWAIT`). A failure (`EMFILE`) leaves it to the handle, which retries.
-    fn with_pidfd(self) -> Started {
-        match self.pidfd {
-            Some(_) => self,
-            None => Started {
-                pidfd: sys::pidfd::pidfd_open(self.pid).ok().flatten(),
+    /// A child that runs, with its pidfd if it has one yet. Without one it is opened now. On
+    /// the posix_spawn path the child cannot have been reaped (hence its pid recycled) yet:
+    /// that path is not taken while the kernel reaps children itself (SIGCHLD ignored or
+    /// `SA_NOCLDWAIT`). On the fork path (`checked`) that is so only for a child with user
+    /// hooks, so the pidfd is checked to name a child of ours (see
+    /// `sys::pidfd::fork_with_pidfd`). A failure (`EMFILE`) leaves it to the handle, which
+    /// retries.
+    pub(crate) fn with_pidfd(self, checked: bool) -> Started {
+        if self.pidfd.is_some() {
+            return self;
+        }
+        let pidfd = if checked {
+            sys::pidfd::pidfd_open_child(self.pid)
+        } else {
+            sys::pidfd::pidfd_open(self.pid)
+        };
+        match pidfd {
+            Ok(pidfd) => Started { pidfd, ..self },
+            Err(e) => Started {
+                reaped_elsewhere: checked && e.raw_os_error() == Some(libc::ESRCH),
                 ..self
             },
+        }
+    }
+
+    /// A child just started, with its pidfd if it was made with it.
+    pub(crate) fn new(pid: libc::pid_t, pidfd: Option<std::os::fd::OwnedFd>) -> Started {
+        Started {
+            pid,
+            pidfd,
+            reaped_elsewhere: false,
         }
     }
 }
@@ -69,7 +91,7 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
         SpawnPath::CloneVfork => clone_vfork_spawn(cmd, &prep, &fds)?,
         SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
     }
-    .with_pidfd();
+    .with_pidfd(path == SpawnPath::Fork);
     let group = led_group(cmd.new_session, cmd.process_group, started.pid);
     let FdPlan {
         keep_alive,
@@ -182,7 +204,7 @@ fn finish(
     pidfd: Option<std::os::fd::OwnedFd>,
 ) -> Result<Started, SpawnError> {
     match report {
-        Ok(None) => Ok(Started { pid, pidfd }),
+        Ok(None) => Ok(Started::new(pid, pidfd)),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }

@@ -67,7 +67,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         let errno = match result {
             Ok(pid) => {
                 // The pidfd is opened by the caller.
-                return Ok(Started { pid, pidfd: None });
+                return Ok(Started::new(pid, None));
             }
             Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
         };

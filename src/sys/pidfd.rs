@@ -46,7 +46,8 @@ pub(crate) fn pidfd_open(_pid: libc::pid_t) -> io::Result<Option<OwnedFd>> {
 /// A pidfd for `pid`, a child of ours that may have been reaped elsewhere since it started (the
 /// kernel reaps children itself when SIGCHLD is ignored; any `waitpid(-1)` in the process
 /// does too): opened, then checked to be a child of ours still, exited or not. `Ok(None)`
-/// where the kernel has no pidfds or the child is gone (`pid` may name a stranger by now).
+/// where the kernel has no pidfds; an `ESRCH` error when the child is gone (reaped elsewhere:
+/// `pid` may name a stranger by now).
 ///
 /// What is left: a pid recycled, between the reaping elsewhere and this call, by another child
 /// of this process. Spawns avoid that by making the pidfd with the child.
@@ -56,30 +57,38 @@ pub(crate) fn pidfd_open_child(pid: libc::pid_t) -> io::Result<Option<OwnedFd>> 
     };
     let nohang = libc::WNOHANG | libc::WNOWAIT;
     match super::wait::waitid_pidfd(std::os::fd::AsFd::as_fd(&fd), nohang) {
-        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        // Someone else's process: ours is gone.
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+            Err(io::Error::from_raw_os_error(libc::ESRCH))
+        }
         Err(e) => Err(e),
         Ok(_) => Ok(Some(fd)),
     }
 }
 
 /// `fork()` for the fork spawn path: `(pid, pidfd)` in the parent, `(0, None)` in the child,
-/// `(-1, None)` with errno set on failure.
+/// `(-1, None)` with errno set on failure. `user_hooks`: the child runs a user's pre-exec hooks.
 ///
 /// Where the kernel reaps children itself (SIGCHLD ignored or `SA_NOCLDWAIT`), a child may exit
-/// and be reaped before the parent could open a pidfd for it, and its pid be recycled by then:
-/// the fork is then a raw `clone(CLONE_PIDFD | SIGCHLD)`, which makes the pidfd with the child.
-/// That skips the C library's fork handlers (`pthread_atfork`, and glibc's own: the malloc and
-/// stdio locks are not made usable in the child), which only matters to a pre-exec hook that
-/// breaks its contract (async-signal-safe calls only). Otherwise it is
-/// the C library's `fork`, and the caller opens the pidfd: the child stays a zombie, its pid
-/// reserved, until it is reaped.
+/// and be reaped before the parent could open a pidfd for it, and its pid be recycled by then.
+/// Without user hooks the fork is then a raw `clone(CLONE_PIDFD | SIGCHLD)`, which makes the
+/// pidfd with the child. That skips the C library's fork handlers (`pthread_atfork`, and
+/// glibc's own, which make the malloc and stdio locks usable in the child): harmless to our own
+/// child code, which makes raw system calls only, but not to a user's hook, which may lean on
+/// them beyond its contract (Python's `preexec_fn` runs the interpreter). With hooks it stays
+/// the C library's `fork`, and the caller opens the pidfd and checks that it names a child of
+/// ours ([`pidfd_open_child`]): what is left is the child exiting and its pid being taken by
+/// another child of this process before that — a whole cycle of the pid space in between.
+///
+/// Otherwise it is the C library's `fork`, and the caller opens the pidfd: the child stays a
+/// zombie, its pid reserved, until it is reaped.
 ///
 /// # Safety
 ///
 /// As `fork`: the child may only make async-signal-safe calls until it execs or exits.
 #[cfg(all(target_os = "linux", not(target_arch = "s390x")))]
-pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
-    if known_unsupported() || !super::wait::children_reaped_by_kernel() {
+pub(crate) unsafe fn fork_with_pidfd(user_hooks: bool) -> (libc::pid_t, Option<OwnedFd>) {
+    if user_hooks || known_unsupported() || !super::wait::children_reaped_by_kernel() {
         // SAFETY: the caller keeps to fork's contract.
         return (unsafe { libc::fork() }, None);
     }
@@ -112,7 +121,7 @@ pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
 ///
 /// As `fork`.
 #[cfg(not(all(target_os = "linux", not(target_arch = "s390x"))))]
-pub(crate) unsafe fn fork_with_pidfd() -> (libc::pid_t, Option<OwnedFd>) {
+pub(crate) unsafe fn fork_with_pidfd(_user_hooks: bool) -> (libc::pid_t, Option<OwnedFd>) {
     // SAFETY: the caller keeps to fork's contract.
     (unsafe { libc::fork() }, None)
 }
