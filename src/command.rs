@@ -316,6 +316,31 @@ impl Command {
 
     /// Puts the child in process group `pgid` (`setpgid(0, pgid)`); `0` makes a new group led
     /// by the child. A negative value is refused by [`spawn`](Self::spawn).
+    ///
+    /// Only a group the child leads (`0`, or [`start_new_session`](Self::start_new_session)) is
+    /// the child's: [`Popen::process_group`](crate::Popen::process_group) names it, and
+    /// [`Popen::send_signal_group`](crate::Popen::send_signal_group) and a `run` timeout signal
+    /// all of it. A child that joins an existing group (say the caller's, `getpgrp()`) has no
+    /// group of its own there: `process_group` is `None`, and a group signal goes to the child
+    /// alone, never to the group it joined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let child = Command::new("sleep").arg("10").process_group(0).spawn()?;
+    /// assert_eq!(child.process_group(), Some(child.pid()));
+    /// child.send_signal_group(libc::SIGKILL)?;
+    /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
+    ///
+    /// // SAFETY: getpgrp only reads.
+    /// let ours = unsafe { libc::getpgrp() };
+    /// let joined = Command::new("true").process_group(ours).spawn()?;
+    /// assert_eq!(joined.process_group(), None);
+    /// joined.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
         self.process_group = Some(pgid);
         self

@@ -208,13 +208,11 @@ fn start<S: AsRef<OsStr>>(
         }
     };
     let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let group = if attr.has_setsid() {
-        Some(pid)
-    } else {
-        attr.pgroup().map(|g| if g == 0 { pid } else { g })
-    };
-    // The handle opens a pidfd when it first needs one.
-    let started = Started { pid };
+    let group = crate::spawn::led_group(attr.has_setsid(), attr.pgroup(), pid);
+    // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
+    // still ours (it may have exited and been reaped already where SIGCHLD is ignored; the
+    // handle then reports its status as unavailable).
+    let started = Started::new(pid, None).with_pidfd(true);
     let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
     popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
     Ok(popen)

@@ -62,8 +62,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
             unsafe { posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr) };
         let errno = match result {
             Ok(pid) => {
-                // The handle opens a pidfd when it first needs one.
-                return Ok(Started { pid });
+                // The pidfd is opened by the caller.
+                return Ok(Started::new(pid, None));
             }
             Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
         };
