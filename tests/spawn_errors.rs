@@ -390,15 +390,13 @@ fn under_valgrind_spawn_failures_stay_typed_errors() {
         scenario_passed();
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let status = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=99"])
+    // valgrind must be installed (scripts/test-all.sh installs it).
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["-q", "--error-exitcode=99"])
         .arg(exe)
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POPEN_TEST_SCENARIO", NAME)
-        .spawn()
-        .expect("valgrind (scripts/test-all.sh installs it)")
-        .wait()
-        .unwrap();
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env("POPEN_TEST_SCENARIO", NAME);
+    let status = common::run_captured(NAME, &mut cmd, |_| {});
     assert!(status.success(), "under valgrind: {status}");
 }
 
