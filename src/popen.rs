@@ -1,5 +1,6 @@
 //! The handle to a started child: its pid and pidfd, its exit status, signals, its pipes.
 
+use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -69,7 +70,9 @@ pub struct Popen {
     /// The parent's end of the child's stderr, if it was piped.
     pub stderr: Option<ChildStderr>,
     pub(crate) args: Vec<OsString>,
-    pub(crate) comm: Option<Box<crate::communicate::CommState>>,
+    /// State that I/O layers above the handle keep between calls (a resumable
+    /// `communicate`): opaque here, so the handle knows nothing of them.
+    io_state: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Popen {
@@ -97,7 +100,7 @@ impl Popen {
             stdout,
             stderr,
             args: Vec::new(),
-            comm: None,
+            io_state: None,
         }
     }
 
@@ -156,6 +159,23 @@ impl Popen {
 
     pub(crate) fn set_args(&mut self, args: Vec<OsString>) {
         self.args = args;
+    }
+
+    /// Takes the state an I/O layer left with [`put_io_state`](Self::put_io_state), if it is
+    /// a `T`.
+    pub(crate) fn take_io_state<T: Any + Send + Sync>(&mut self) -> Option<Box<T>> {
+        match self.io_state.take()?.downcast::<T>() {
+            Ok(state) => Some(state),
+            Err(other) => {
+                self.io_state = Some(other);
+                None
+            }
+        }
+    }
+
+    /// Keeps `state` for the next call of the I/O layer that owns it.
+    pub(crate) fn put_io_state<T: Any + Send + Sync>(&mut self, state: Box<T>) {
+        self.io_state = Some(state);
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<ExitStatus>> {
