@@ -24,7 +24,7 @@ use std::os::fd::RawFd;
 use crate::command::Hook;
 use crate::error::Step;
 use crate::spawn::report::{self, Report};
-use crate::sys::signal::SigSet;
+use crate::sys::signal::{self, SigSet};
 
 /// Plain data the child reads. Built by the parent; borrowed by the child.
 pub(crate) struct ChildPlan<'a> {
@@ -155,9 +155,12 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             }
         }
         if let Some(mask) = plan.mask {
-            let ret = libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut());
-            if ret != 0 {
-                fail_with(plan.report, Step::Signals, ret);
+            // The raw system call: the mask exactly as planned (for "inherit", the parent's own,
+            // bit for bit), where `pthread_sigmask` would unblock the C library's signals.
+            if let Err(e) =
+                signal::rt_sigprocmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut())
+            {
+                fail_with(plan.report, Step::Signals, e);
             }
         }
         // 6. Session and process group.
@@ -266,23 +269,34 @@ unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
 }
 
 /// Sets every caught signal to its default disposition, skipping signals that stay blocked
-/// (they cannot be delivered before exec, which resets them anyway).
+/// (they cannot be delivered before exec, which resets them anyway). Ignored signals stay
+/// ignored.
+///
+/// The C library's internal signals (glibc's SIGCANCEL and SIGSETXID, 32 and 33) are covered
+/// too. `sigaction` refuses them (EINVAL) — so no user code can have set them through it: their
+/// handler is the library's own, which exec would reset to the default, and so does the raw
+/// system call here. Left in place, a SIGSETXID sent to a shared-memory child would run the
+/// library's handler, which changes the credentials and counts down the parent's own
+/// `setuid`-in-progress state.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
 unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
-    for sig in 1..crate::sys::signal::max_signal() {
+    for sig in 1..signal::max_signal() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
         if mask.is_some_and(|m| m.contains(sig)) {
             continue;
         }
-        // SAFETY: sigaction only reads and writes the struct on our stack.
+        // SAFETY: sigaction only reads and writes the structs on our stack.
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, std::ptr::null(), &mut old) == -1 {
+                if errno() == libc::EINVAL {
+                    signal::rt_sigaction_default(sig);
+                }
                 continue;
             }
             if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
