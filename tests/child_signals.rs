@@ -6,9 +6,11 @@
 mod common;
 
 use common::{in_scenario, processes, run_scenario, scenario_passed};
-use popen::{Command, SpawnPath};
-use std::sync::atomic::{AtomicBool, Ordering};
+use popen::{Command, SigSet, SignalMask, SpawnPath};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// A hexadecimal mask line ("SigBlk:", "SigCgt:", …) of a /proc status file.
 fn status_mask(status: &str, field: &str) -> Option<u64> {
@@ -152,5 +154,118 @@ fn the_vfork_child_is_made_with_all_64_signals_blocked_and_runs_no_library_handl
         "the child still catches {:?} with the C library's handlers (SigCgt {child_caught:#x})",
         internal
     );
+    scenario_passed();
+}
+
+static HANDLER_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// A self-pipe writer, as an event loop installs: writes the pid of the process it runs in.
+extern "C" fn write_pid(_: libc::c_int) {
+    // SAFETY: getpid and write are async-signal-safe; the buffer is on the stack.
+    unsafe {
+        let pid = libc::getpid().to_ne_bytes();
+        libc::write(
+            HANDLER_PIPE.load(Ordering::Relaxed),
+            pid.as_ptr().cast(),
+            pid.len(),
+        );
+    }
+}
+
+fn install(sig: i32, handler: libc::sighandler_t) {
+    // SAFETY: plain calls on a struct we own; the handler only calls async-signal-safe
+    // functions.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(sig, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Everything the handler wrote so far (the pipe is non-blocking).
+fn drain(fd: RawFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: reads into a buffer we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+}
+
+/// A signal that reaches the forked child before its exec (here raised by the pre-exec hook
+/// itself) must not run the parent's handler there: the handler would write into the parent's
+/// self-pipe, and the parent would see an event that never happened to it.
+#[test]
+fn a_parent_handler_never_runs_in_the_forked_child() {
+    const NAME: &str = "a_parent_handler_never_runs_in_the_forked_child";
+    if !in_scenario(NAME) {
+        assert!(run_scenario(NAME, |_| {}).success());
+        return;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    assert_eq!(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
+        0
+    );
+    HANDLER_PIPE.store(fds[1], Ordering::Relaxed);
+    install(libc::SIGUSR1, write_pid as *const () as libc::sighandler_t);
+    install(libc::SIGUSR2, libc::SIG_IGN);
+    // The second time SIGUSR1 is blocked by the child's mask, and the hook unblocks it.
+    for blocked in [false, true] {
+        let started = Instant::now();
+        let mut cmd = Command::new("true");
+        if blocked {
+            cmd.signal_mask(SignalMask::Set(
+                SigSet::from_signals([libc::SIGUSR1]).unwrap(),
+            ));
+        }
+        // SAFETY: the hook only calls sigaction, pthread_sigmask and raise, all
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                // An ignored signal stays ignored (restore_signals only concerns SIGPIPE and
+                // SIGXFSZ).
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut old);
+                if old.sa_sigaction != libc::SIG_IGN {
+                    return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+                }
+                let mut usr1: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut usr1);
+                libc::sigaddset(&mut usr1, libc::SIGUSR1);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &usr1, std::ptr::null_mut());
+                libc::raise(libc::SIGUSR1);
+                Ok(())
+            })
+        };
+        let status = cmd
+            .spawn_path(SpawnPath::Fork)
+            .spawn()
+            .expect("spawn")
+            .wait()
+            .expect("wait");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let written = drain(fds[0]);
+        assert!(
+            written.is_empty(),
+            "the parent's handler ran in the child (pid {:?}, mask blocking SIGUSR1: {blocked}); \
+             the child ended with {status:?}",
+            written
+                .get(..4)
+                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        );
+        // The default action of SIGUSR1: the child dies of it, before exec.
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGUSR1),
+            "{blocked}: {status:?}"
+        );
+    }
     scenario_passed();
 }

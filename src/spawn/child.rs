@@ -40,7 +40,8 @@ pub(crate) struct ChildPlan<'a> {
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
     pub(crate) umask: Option<libc::mode_t>,
-    /// Reset every caught signal to its default (the shared-memory child must).
+    /// Reset every caught signal to its default before any hook runs (both paths do: no handler
+    /// of the parent's may run in the child).
     pub(crate) reset_handlers: bool,
     pub(crate) restore_signals: bool,
     /// The final mask; `None` keeps the one the child started with.
@@ -145,7 +146,8 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         }
         // 5. Signals: no handler of the parent may run here; then the child's own mask.
         if plan.reset_handlers {
-            reset_signal_handlers(plan.mask);
+            // A hook may unblock a signal the final mask blocks: then reset every handler.
+            reset_signal_handlers(if hooks.is_empty() { plan.mask } else { None });
         }
         if plan.restore_signals {
             for sig in [libc::SIGPIPE, libc::SIGXFSZ] {

@@ -3,7 +3,9 @@
 //! # Safety
 //!
 //! The forked child runs [`child::child_main`] under its contract (see `spawn::child`), plus the
-//! user's hooks, whose contract the user accepted when adding them with `unsafe`.
+//! user's hooks, whose contract the user accepted when adding them with `unsafe`. Every signal
+//! is blocked in the parent around the fork, and the child resets every caught handler before
+//! the hooks run: a handler of the parent's (a self-pipe writer, say) never runs in the child.
 #![allow(unsafe_code)]
 
 use std::os::fd::AsRawFd;
@@ -15,6 +17,7 @@ use super::{child_plan, finish, Started};
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::sys;
+use crate::sys::signal::SignalBlockGuard;
 
 pub(super) fn spawn(
     cmd: &mut Command,
@@ -27,14 +30,19 @@ pub(super) fn spawn(
     // The hooks are called through a raw pointer: the plan borrows the rest of the command.
     let hooks: *mut [crate::command::Hook] = cmd.hooks.as_mut_slice();
     let report = Report::Pipe(err_write.as_raw_fd());
-    let plan = child_plan(cmd, prep, fds, report, prep.mask.as_ref(), false);
+    let guard = SignalBlockGuard::block_all();
+    // As on the vfork path: the child starts with everything blocked, resets every caught
+    // handler before any hook runs, then sets its mask (the one asked for, or this thread's).
+    let mask = prep.mask.unwrap_or(*guard.old_mask());
+    let plan = child_plan(cmd, prep, fds, report, Some(&mask), true);
     // SAFETY: fork has no memory-safety preconditions; the child only runs child_main.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: in the forked child, the hooks are our private copy; child_main never
-        // returns.
+        // returns (so the guard's copy is never dropped there).
         unsafe { child::child_main(&plan, &mut *hooks) }
     }
+    drop(guard);
     drop(err_write);
     if pid == -1 {
         return Err(SpawnError::new(
