@@ -20,6 +20,7 @@
 
 use std::ffi::{c_char, CString};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::command::Hook;
 use crate::error::Step;
@@ -246,12 +247,37 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     }
 }
 
+/// The error pipe of a forked child while it runs the user's hooks; -1 everywhere else. Only a
+/// forked child's private copy of this static is ever written (hooks never run in a child that
+/// shares our memory), so the parent's stays -1.
+static HOOK_REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Called first by the panic hook the fork path installs (see `spawn::fork`): in a forked child
+/// running a user's hook, reports [`Step::PreExecHook`] and exits, so that no other panic hook
+/// runs there — the default one takes a lock that another thread of the parent may have held at
+/// the fork (the child's copy then stays locked for ever, and the parent waits for the child's
+/// report for ever), and allocates. Anywhere else it returns at once.
+pub(crate) fn exit_if_panicking_in_hook() {
+    let fd = HOOK_REPORT_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: only a forked child running a hook sets the descriptor: writing the record
+        // to its error pipe and exiting is what it does on any failure.
+        unsafe { fail_with(Report::Pipe(fd), Step::PreExecHook, 0) }
+    }
+}
+
 /// Runs one user hook; an error or a panic is reported as [`Step::PreExecHook`].
 ///
 /// # Safety
 ///
 /// See the module's child contract; only called in a forked child.
 unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
+    if let Report::Pipe(fd) = plan.report {
+        HOOK_REPORT_FD.store(fd, Ordering::Relaxed);
+    }
+    // A panic ends the child in the panic hook (see `exit_if_panicking_in_hook`); if another
+    // panic hook replaced the fork path's after it was installed and returns, the unwinding
+    // stops here.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
     let errno = match result {
         Ok(Ok(())) => return,

@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::AsRawFd;
+use std::sync::Once;
 
 use super::child;
 use super::prepare::{self, FdPlan, Prepared};
@@ -30,6 +31,9 @@ pub(super) fn spawn(
     // The hooks are called through a raw pointer: the plan borrows the rest of the command.
     let hooks: *mut [crate::command::Hook] = cmd.hooks.as_mut_slice();
     let report = Report::Pipe(err_write.as_raw_fd());
+    if !cmd.hooks.is_empty() {
+        install_panic_guard();
+    }
     let guard = SignalBlockGuard::block_all();
     // As on the vfork path: the child starts with everything blocked, resets every caught
     // handler before any hook runs, then sets its mask (the one asked for, or this thread's).
@@ -53,4 +57,32 @@ pub(super) fn spawn(
     let report = report::read_report(&err_read);
     drop(err_read);
     finish(cmd, prep, report, pid)
+}
+
+/// Wraps the process's panic hook, once, in one that first checks whether it runs in a forked
+/// child that is running a user's pre-exec hook: there it reports [`Step::PreExecHook`] and
+/// exits (see [`child::exit_if_panicking_in_hook`]); anywhere else it calls the hook it wraps.
+///
+/// Installed in the parent, not in the child: replacing the hook takes the hook's write lock,
+/// which a thread of the parent that was running a panic hook at the fork holds for ever in the
+/// child's copy; a panic only takes it for reading, which a reader's copy does not block.
+///
+/// What is left: a panic hook the program sets after its first spawn with a pre-exec hook
+/// replaces this one (the child then runs that hook; if it returns, the unwinding is caught and
+/// reported all the same); a formatted panic message (`panic!("{x}")`) is formatted, so
+/// allocated, before any hook runs — glibc's `fork` leaves the allocator usable in the child; and
+/// a spawn from a thread that is itself panicking cannot install it.
+fn install_panic_guard() {
+    static INSTALL: Once = Once::new();
+    if std::thread::panicking() {
+        // take_hook and set_hook would panic again, and abort.
+        return;
+    }
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            child::exit_if_panicking_in_hook();
+            previous(info)
+        }));
+    });
 }
