@@ -41,6 +41,7 @@ pub(super) fn spawn(
     let plan = child_plan(cmd, prep, fds, report, Some(&mask), true);
     // SAFETY: fork has no memory-safety preconditions; the child only runs child_main.
     let pid = unsafe { libc::fork() };
+    let err = (pid == -1).then(std::io::Error::last_os_error);
     if pid == 0 {
         // SAFETY: in the forked child, the hooks are our private copy; child_main never
         // returns (so the guard's copy is never dropped there).
@@ -48,11 +49,8 @@ pub(super) fn spawn(
     }
     drop(guard);
     drop(err_write);
-    if pid == -1 {
-        return Err(SpawnError::new(
-            Step::Spawn,
-            std::io::Error::last_os_error(),
-        ));
+    if let Some(e) = err {
+        return Err(SpawnError::new(Step::Spawn, e));
     }
     let report = report::read_report(&err_read);
     drop(err_read);
@@ -65,7 +63,9 @@ pub(super) fn spawn(
 ///
 /// Installed in the parent, not in the child: replacing the hook takes the hook's write lock,
 /// which a thread of the parent that was running a panic hook at the fork holds for ever in the
-/// child's copy; a panic only takes it for reading, which a reader's copy does not block.
+/// child's copy; a panic only takes it for reading, which a reader's copy does not block. (So
+/// the first spawn with a hook waits for panic hooks running in other threads at that moment to
+/// finish.)
 ///
 /// What is left: a panic hook the program sets after its first spawn with a pre-exec hook
 /// replaces this one (the child then runs that hook; if it returns, the unwinding is caught and
