@@ -445,12 +445,19 @@ impl Command {
     /// Runs `hook` in the child after every other setup step and before descriptors are closed
     /// and the program is executed. Several hooks run in the order they were added. An error
     /// from a hook aborts the spawn with [`Step::PreExecHook`](crate::Step::PreExecHook). A hook
-    /// forces the `fork` path.
+    /// forces the `fork` path. The child runs it with every caught signal handler of this
+    /// process reset to its default, so no handler of the parent's runs in the child.
+    ///
+    /// A hook that panics ends the child at once, without running the program's panic hook
+    /// (which takes locks another thread may have held at the fork), and the spawn fails with
+    /// [`Step::PreExecHook`](crate::Step::PreExecHook). This holds while the panic hook in
+    /// place is the one the first spawn with a pre-exec hook installed: a program that replaces
+    /// the panic hook after that loses it.
     ///
     /// # Safety
     ///
     /// The hook runs in a forked copy of a possibly multi-threaded process: it may only call
-    /// async-signal-safe functions (no allocation, no locks), and must not panic.
+    /// async-signal-safe functions (no allocation, no locks).
     #[allow(unsafe_code)]
     pub unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut Command
     where
