@@ -6,10 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
-use crate::spawn::env::EnvBlock;
-use crate::spawn::prepare::Prepared;
+use crate::exec::env::EnvBlock;
 
 type Hook = Arc<dyn Fn(&AuditEvent<'_>) -> io::Result<()> + Send + Sync>;
 
@@ -89,25 +87,14 @@ where
     ANY.store(true, Ordering::Release);
 }
 
-pub(crate) fn check(cmd: &Command, prep: &Prepared) -> Result<(), SpawnError> {
-    if !enabled() {
-        return Ok(());
-    }
-    check_event(&AuditEvent {
-        executable: prep.program_path(),
-        args: &cmd.argv,
-        cwd: prep.cwd_path(),
-        env: (!prep.env_inherited).then_some(&prep.envp),
-    })
-}
-
 /// Whether any hook is installed (so an event is worth building).
 pub(crate) fn enabled() -> bool {
     ANY.load(Ordering::Acquire)
 }
 
-/// Calls every hook with the event for a spawn that has no [`Command`] (the posix_spawn layer).
-pub(crate) fn check_raw(
+/// Calls every hook with the event for a spawn of `executable` with `args` (`argv[0]` first),
+/// in `cwd`, with `env` (`None`: this process's, unchanged).
+pub(crate) fn check(
     executable: &OsStr,
     args: &[OsString],
     cwd: Option<&OsStr>,

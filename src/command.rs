@@ -4,44 +4,14 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::error::SpawnError;
 use crate::popen::Popen;
 use crate::rlimit::Resource;
-use crate::spawn::{self, PathChoice, SpawnPath};
+use crate::spawn::{self, PassFd, PathChoice, Request, SignalMask, SpawnPath};
 use crate::stdio::Stdio;
-use crate::sys::signal::SigSet;
-
-/// The signal mask the child starts with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SignalMask {
-    /// No signal blocked (the default): a mask blocked in some parent thread does not leak into
-    /// the child.
-    #[default]
-    Empty,
-    /// The mask of the thread that spawns, as `fork` would leave it (CPython's `fork_exec`).
-    Inherit,
-    /// Exactly this set.
-    Set(SigSet),
-}
-
-pub(crate) type Hook = Box<dyn FnMut() -> io::Result<()> + Send + Sync>;
-
-pub(crate) enum PassFd {
-    Owned(OwnedFd),
-    Raw(RawFd),
-}
-
-impl PassFd {
-    pub(crate) fn raw(&self) -> RawFd {
-        match self {
-            PassFd::Owned(fd) => fd.as_raw_fd(),
-            PassFd::Raw(fd) => *fd,
-        }
-    }
-}
 
 /// A description of a child process: program, arguments, environment, redirections and every
 /// other option of CPython's `subprocess.Popen` on POSIX.
@@ -66,32 +36,8 @@ impl PassFd {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Command {
-    pub(crate) argv: Vec<OsString>,
-    pub(crate) executable: Option<OsString>,
-    pub(crate) executable_list: Option<Vec<OsString>>,
-    pub(crate) cwd: Option<OsString>,
-    pub(crate) env_clear: bool,
-    pub(crate) env: Vec<(OsString, Option<OsString>)>,
-    pub(crate) stdin: Stdio,
-    pub(crate) stdout: Stdio,
-    pub(crate) stderr: Stdio,
-    pub(crate) close_fds: bool,
-    pub(crate) pass_fds: Vec<PassFd>,
-    pub(crate) restore_signals: bool,
-    pub(crate) signal_mask: SignalMask,
-    pub(crate) new_session: bool,
-    pub(crate) process_group: Option<i32>,
-    pub(crate) uid: Option<u32>,
-    pub(crate) gid: Option<u32>,
-    pub(crate) extra_groups: Option<Vec<u32>>,
-    pub(crate) keep_supplementary_groups: bool,
-    pub(crate) umask: Option<u32>,
-    pub(crate) pipe_size: Option<usize>,
-    pub(crate) hooks: Vec<Hook>,
-    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
-    pub(crate) parent_death_signal: Option<i32>,
-    pub(crate) spawn_path: Option<SpawnPath>,
-    pub(crate) keep_failed_child: bool,
+    /// Everything the engine needs, filled by the methods below.
+    pub(crate) req: Request,
 }
 
 impl Command {
@@ -124,38 +70,13 @@ impl Command {
 
     fn from_argv_unchecked(argv: Vec<OsString>) -> Command {
         Command {
-            argv,
-            executable: None,
-            executable_list: None,
-            cwd: None,
-            env_clear: false,
-            env: Vec::new(),
-            stdin: Stdio::inherit(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
-            close_fds: true,
-            pass_fds: Vec::new(),
-            restore_signals: true,
-            signal_mask: SignalMask::Empty,
-            new_session: false,
-            process_group: None,
-            uid: None,
-            gid: None,
-            extra_groups: None,
-            keep_supplementary_groups: false,
-            umask: None,
-            pipe_size: None,
-            hooks: Vec::new(),
-            rlimits: Vec::new(),
-            parent_death_signal: None,
-            spawn_path: None,
-            keep_failed_child: false,
+            req: Request::new(argv),
         }
     }
 
     /// Appends an argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
-        self.argv.push(arg.as_ref().to_owned());
+        self.req.argv.push(arg.as_ref().to_owned());
         self
     }
 
@@ -165,7 +86,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.argv
+        self.req
+            .argv
             .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
@@ -188,7 +110,7 @@ impl Command {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn executable(&mut self, path: impl AsRef<OsStr>) -> &mut Command {
-        self.executable = Some(path.as_ref().to_owned());
+        self.req.executable = Some(path.as_ref().to_owned());
         self
     }
 
@@ -200,13 +122,13 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.executable_list = Some(paths.into_iter().map(|p| p.as_ref().to_owned()).collect());
+        self.req.executable_list = Some(paths.into_iter().map(|p| p.as_ref().to_owned()).collect());
         self
     }
 
     /// The child's working directory. A relative program path is resolved from it.
     pub fn cwd(&mut self, dir: impl AsRef<Path>) -> &mut Command {
-        self.cwd = Some(dir.as_ref().as_os_str().to_owned());
+        self.req.cwd = Some(dir.as_ref().as_os_str().to_owned());
         self
     }
 
@@ -237,47 +159,47 @@ impl Command {
 
     /// Starts the child with an empty environment, plus what [`env`](Self::env) adds afterwards.
     pub fn env_clear(&mut self) -> &mut Command {
-        self.env_clear = true;
-        self.env.clear();
+        self.req.env_clear = true;
+        self.req.env.clear();
         self
     }
 
     fn set_env(&mut self, key: &OsStr, value: Option<OsString>) {
-        match self.env.iter_mut().find(|(k, _)| k == key) {
+        match self.req.env.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => self.env.push((key.to_owned(), value)),
+            None => self.req.env.push((key.to_owned(), value)),
         }
     }
 
     /// The child's stdin.
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdin = stdio.into();
+        self.req.stdin = stdio.into();
         self
     }
 
     /// The child's stdout.
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdout = stdio.into();
+        self.req.stdout = stdio.into();
         self
     }
 
     /// The child's stderr.
     pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stderr = stdio.into();
+        self.req.stderr = stdio.into();
         self
     }
 
     /// Whether to close every descriptor ≥ 3 in the child, except the passed ones (default
     /// `true`, as in CPython). With it off, descriptors without close-on-exec leak into the child.
     pub fn close_fds(&mut self, on: bool) -> &mut Command {
-        self.close_fds = on;
+        self.req.close_fds = on;
         self
     }
 
     /// Keeps `fd` open in the child at the same number (CPython's `pass_fds`). The command owns
     /// the descriptor and keeps it open for every later spawn.
     pub fn pass_fd(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
-        self.pass_fds.push(PassFd::Owned(fd.into()));
+        self.req.pass_fds.push(PassFd::Owned(fd.into()));
         self
     }
 
@@ -289,20 +211,20 @@ impl Command {
     /// command has returned.
     #[allow(unsafe_code)]
     pub unsafe fn pass_raw_fd(&mut self, fd: RawFd) -> &mut Command {
-        self.pass_fds.push(PassFd::Raw(fd));
+        self.req.pass_fds.push(PassFd::Raw(fd));
         self
     }
 
     /// Whether to give SIGPIPE and SIGXFSZ their default disposition in the child (default
     /// `true`, as in CPython; Rust programs ignore SIGPIPE).
     pub fn restore_signals(&mut self, on: bool) -> &mut Command {
-        self.restore_signals = on;
+        self.req.restore_signals = on;
         self
     }
 
     /// The child's initial signal mask (default: empty).
     pub fn signal_mask(&mut self, mask: SignalMask) -> &mut Command {
-        self.signal_mask = mask;
+        self.req.signal_mask = mask;
         self
     }
 
@@ -310,7 +232,7 @@ impl Command {
     /// It cannot be combined with [`process_group`](Self::process_group): [`spawn`](Self::spawn)
     /// refuses the pair before any process exists.
     pub fn start_new_session(&mut self, on: bool) -> &mut Command {
-        self.new_session = on;
+        self.req.new_session = on;
         self
     }
 
@@ -342,7 +264,7 @@ impl Command {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
-        self.process_group = Some(pgid);
+        self.req.process_group = Some(pgid);
         self
     }
 
@@ -369,7 +291,7 @@ impl Command {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn uid(&mut self, uid: u32) -> &mut Command {
-        self.uid = Some(uid);
+        self.req.uid = Some(uid);
         self
     }
 
@@ -377,13 +299,13 @@ impl Command {
     /// [`extra_groups`](Self::extra_groups), instead of dropping them when this process runs as
     /// root (default `false`). CPython's `subprocess` keeps them; see [`uid`](Self::uid).
     pub fn keep_supplementary_groups(&mut self, on: bool) -> &mut Command {
-        self.keep_supplementary_groups = on;
+        self.req.keep_supplementary_groups = on;
         self
     }
 
     /// Runs the child with group `gid` (`setregid`).
     pub fn gid(&mut self, gid: u32) -> &mut Command {
-        self.gid = Some(gid);
+        self.req.gid = Some(gid);
         self
     }
 
@@ -391,28 +313,28 @@ impl Command {
     /// it, a child given a [`uid`](Self::uid) by a root parent has none (the rules are on
     /// [`uid`](Self::uid)).
     pub fn extra_groups(&mut self, groups: impl IntoIterator<Item = u32>) -> &mut Command {
-        self.extra_groups = Some(groups.into_iter().collect());
+        self.req.extra_groups = Some(groups.into_iter().collect());
         self
     }
 
     /// Sets the child's umask.
     pub fn umask(&mut self, mask: u32) -> &mut Command {
-        self.umask = Some(mask);
+        self.req.umask = Some(mask);
         self
     }
 
     /// Asks for pipe buffers of `bytes` for the pipes made for the child (`F_SETPIPE_SZ`, CPython's
     /// `pipesize`). Larger pipes mean fewer wake-ups when moving much data.
     pub fn pipe_size(&mut self, bytes: usize) -> &mut Command {
-        self.pipe_size = Some(bytes);
+        self.req.pipe_size = Some(bytes);
         self
     }
 
     /// Sets a resource limit for the child (`setrlimit`), without a pre-exec hook, so the fast
     /// vfork-style path is kept.
     pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Command {
-        self.rlimits.retain(|(r, _, _)| *r != resource);
-        self.rlimits.push((resource, soft, hard));
+        self.req.rlimits.retain(|(r, _, _)| *r != resource);
+        self.req.rlimits.push((resource, soft, hard));
         self
     }
 
@@ -438,7 +360,7 @@ impl Command {
     /// The `posix_spawn` path cannot set it: forced onto that path, [`spawn`](Self::spawn)
     /// fails with `Unsupported`; the automatic choice takes another path.
     pub fn parent_death_signal(&mut self, signal: i32) -> &mut Command {
-        self.parent_death_signal = Some(signal);
+        self.req.parent_death_signal = Some(signal);
         self
     }
 
@@ -463,23 +385,14 @@ impl Command {
     where
         F: FnMut() -> io::Result<()> + Send + Sync + 'static,
     {
-        self.hooks.push(Box::new(hook));
+        self.req.hooks.push(Box::new(hook));
         self
     }
 
     /// Forces one spawn path instead of the automatic choice. [`spawn`](Self::spawn) then fails
     /// with `Unsupported` if that path cannot honour every option.
     pub fn spawn_path(&mut self, path: SpawnPath) -> &mut Command {
-        self.spawn_path = Some(path);
-        self
-    }
-
-    /// Leaves a child that failed before exec unreaped, for a caller that reaps it itself (as
-    /// CPython's `subprocess.py` does): [`SpawnError::pid`] then names it, and the caller must
-    /// wait for it. Only the vfork and fork paths have such a child; a failed `posix_spawn`
-    /// leaves none behind.
-    pub fn keep_failed_child(&mut self, on: bool) -> &mut Command {
-        self.keep_failed_child = on;
+        self.req.spawn_path = Some(path);
         self
     }
 
@@ -497,12 +410,12 @@ impl Command {
     /// assert_eq!(cmd.choose_path().impossible(), Some("a umask is set"));
     /// ```
     pub fn choose_path(&self) -> PathChoice {
-        spawn::strategy::choose(self)
+        spawn::strategy::choose(&self.req)
     }
 
     /// The program and arguments, `argv[0]` first.
     pub fn get_argv(&self) -> &[OsString] {
-        &self.argv
+        &self.req.argv
     }
 
     /// Starts the child.
@@ -516,20 +429,21 @@ impl Command {
     /// created; a failure in the child is reported after the child has been reaped and every
     /// descriptor made for it closed.
     pub fn spawn(&mut self) -> Result<Popen, SpawnError> {
-        spawn::spawn(self)
+        let child = spawn::spawn(&mut self.req)?;
+        Ok(Popen::from_child(child, self.req.argv.clone()))
     }
 }
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Command")
-            .field("argv", &self.argv)
-            .field("executable", &self.executable)
-            .field("cwd", &self.cwd)
-            .field("stdin", &self.stdin)
-            .field("stdout", &self.stdout)
-            .field("stderr", &self.stderr)
-            .field("close_fds", &self.close_fds)
+            .field("argv", &self.req.argv)
+            .field("executable", &self.req.executable)
+            .field("cwd", &self.req.cwd)
+            .field("stdin", &self.req.stdin)
+            .field("stdout", &self.req.stdout)
+            .field("stderr", &self.req.stderr)
+            .field("close_fds", &self.req.close_fds)
             .finish_non_exhaustive()
     }
 }

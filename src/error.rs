@@ -5,7 +5,13 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::spawn::interpreter::MissingInterpreter;
+/// What an exec failing with `ENOENT` on an existing file says about its interpreter.
+#[derive(Debug)]
+pub(crate) struct MissingInterpreter {
+    /// The interpreter named on the script's `#!` line; `None` when the file is not a script
+    /// (a binary whose dynamic loader is missing) or the line cannot be read.
+    pub(crate) interpreter: Option<PathBuf>,
+}
 
 /// The step of starting a child that failed.
 ///
@@ -251,7 +257,7 @@ impl SpawnError {
     }
 
     /// The pid of the child that failed, left unreaped for the caller to wait for; only with
-    /// [`Command::keep_failed_child`](crate::Command::keep_failed_child).
+    /// [`testing::keep_failed_child`](crate::testing::keep_failed_child).
     pub fn pid(&self) -> Option<i32> {
         self.pid
     }

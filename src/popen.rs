@@ -1,15 +1,17 @@
 //! The handle to a started child: its pid and pidfd, its exit status, signals, its pipes.
 
 use std::any::Any;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::error::SpawnError;
+use crate::posix_spawn::{FileActions, SpawnAttr};
 use crate::reaper;
-use crate::spawn::{SpawnPath, Started};
+use crate::spawn::{self, Child, SpawnPath};
 use crate::status::ExitStatus;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sys;
@@ -53,7 +55,7 @@ use crate::sys;
 /// ```
 pub struct Popen {
     pid: libc::pid_t,
-    /// Made with the child or opened right after it started (see [`Started`]); else opened on
+    /// Made with the child or opened right after it started (by the engine); else opened on
     /// first need under the status lock, and checked to refer to our child. An attempt that
     /// fails (`EMFILE`) is made again at the next need.
     pidfd: OnceLock<OwnedFd>,
@@ -76,14 +78,16 @@ pub struct Popen {
 }
 
 impl Popen {
-    pub(crate) fn from_parts(
-        started: Started,
-        path: SpawnPath,
-        group: Option<libc::pid_t>,
-        stdin: Option<ChildStdin>,
-        stdout: Option<ChildStdout>,
-        stderr: Option<ChildStderr>,
-    ) -> Popen {
+    /// The handle for a child the engine started with `args` (`argv[0]` first).
+    pub(crate) fn from_child(child: Child, args: Vec<OsString>) -> Popen {
+        let Child {
+            started,
+            path,
+            group,
+            stdin,
+            stdout,
+            stderr,
+        } = child;
         let pidfd = OnceLock::new();
         if let Some(fd) = started.pidfd {
             let _ = pidfd.set(fd);
@@ -99,9 +103,69 @@ impl Popen {
             stdin,
             stdout,
             stderr,
-            args: Vec::new(),
+            args,
             io_state: None,
         }
+    }
+
+    /// Starts `path` with `posix_spawn`, as [`posix_spawn::spawn`](crate::posix_spawn::spawn)
+    /// does, but as every spawn of this crate: the audit hooks see it, and the child comes back
+    /// as a handle that waits, signals through its pidfd and reaps.
+    ///
+    /// # Errors
+    ///
+    /// As [`posix_spawn::spawn`](crate::posix_spawn::spawn), and [`Step::Audit`](crate::Step)
+    /// when an audit hook refuses the spawn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::posix_spawn::{FileActions, SpawnAttr};
+    /// use popen::Popen;
+    ///
+    /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
+    /// let child = Popen::posix_spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
+    /// assert_eq!(child.wait()?.code(), Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn posix_spawn<S: AsRef<OsStr>>(
+        path: impl AsRef<OsStr>,
+        argv: &[S],
+        env: Option<&[S]>,
+        actions: &FileActions,
+        attr: &SpawnAttr,
+    ) -> Result<Popen, SpawnError> {
+        Self::through_posix_spawn(path.as_ref(), argv, env, actions, attr, false)
+    }
+
+    /// [`posix_spawn`](Self::posix_spawn) with `posix_spawnp`'s search of `PATH`, as
+    /// [`posix_spawn::spawnp`](crate::posix_spawn::spawnp) does it.
+    ///
+    /// # Errors
+    ///
+    /// As [`posix_spawn::spawnp`](crate::posix_spawn::spawnp), and
+    /// [`Step::Audit`](crate::Step) when an audit hook refuses the spawn.
+    pub fn posix_spawnp<S: AsRef<OsStr>>(
+        file: impl AsRef<OsStr>,
+        argv: &[S],
+        env: Option<&[S]>,
+        actions: &FileActions,
+        attr: &SpawnAttr,
+    ) -> Result<Popen, SpawnError> {
+        Self::through_posix_spawn(file.as_ref(), argv, env, actions, attr, true)
+    }
+
+    fn through_posix_spawn<S: AsRef<OsStr>>(
+        program: &OsStr,
+        argv: &[S],
+        env: Option<&[S]>,
+        actions: &FileActions,
+        attr: &SpawnAttr,
+        search: bool,
+    ) -> Result<Popen, SpawnError> {
+        let child = spawn::posix_layer::spawn(program, argv, env, actions, attr, search)?;
+        let args = argv.iter().map(|a| a.as_ref().to_owned()).collect();
+        Ok(Popen::from_child(child, args))
     }
 
     /// The child's process id.
@@ -155,10 +219,6 @@ impl Popen {
     /// The arguments the child was started with, `argv[0]` first.
     pub fn args(&self) -> &[OsString] {
         &self.args
-    }
-
-    pub(crate) fn set_args(&mut self, args: Vec<OsString>) {
-        self.args = args;
     }
 
     /// Takes the state an I/O layer left with [`put_io_state`](Self::put_io_state), if it is

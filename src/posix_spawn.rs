@@ -1,6 +1,8 @@
 //! `posix_spawn(3)` and `posix_spawnp(3)` as a safe API: file actions and attributes as owned
 //! Rust values, the glibc extensions looked up at run time (and refused, never skipped, where
-//! missing), and the child returned as the same [`Popen`] handle that
+//! missing), and the child returned as its pid and pidfd ([`Spawned`]). This layer knows
+//! nothing of the handle or the audit hooks: [`Popen::posix_spawn`](crate::Popen::posix_spawn)
+//! makes the same call through them and returns the handle
 //! [`Command::spawn`](crate::Command::spawn) returns.
 //!
 //! [`spawn`] and [`spawnp`] are what CPython's `os.posix_spawn` and `os.posix_spawnp` call;
@@ -18,7 +20,7 @@
 //! # Examples
 //!
 //! ```
-//! use popen::posix_spawn::{self, FileActions, SpawnAttr};
+//! use popen::posix_spawn::{FileActions, SpawnAttr};
 //! use popen::SigSet;
 //!
 //! let mut actions = FileActions::new()?;
@@ -26,7 +28,7 @@
 //! let mut attr = SpawnAttr::new()?;
 //! attr.setpgroup(0)?;
 //! attr.setsigmask(&SigSet::empty())?;
-//! let child = posix_spawn::spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
+//! let child = popen::Popen::posix_spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
 //! assert_eq!(child.wait()?.code(), Some(3));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -36,9 +38,9 @@ mod ext;
 mod file_actions;
 mod raw;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -47,14 +49,11 @@ pub use ext::Extension;
 pub use file_actions::{FileAction, FileActions};
 pub(crate) use raw::spawn_raw;
 
-use crate::audit;
 use crate::error::{SpawnError, Step};
-use crate::popen::Popen;
-use crate::reaper;
-use crate::spawn::env::EnvBlock;
-use crate::spawn::interpreter::explain_enoent;
-use crate::spawn::prepare::{exec_candidates, CStringArray};
-use crate::spawn::{SpawnPath, Started};
+use crate::exec::env::EnvBlock;
+use crate::exec::interpreter::explain_enoent;
+use crate::exec::{exec_candidates, CStringArray};
+use crate::sys;
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
 /// entries (`None`: a snapshot of this process's environment, taken before the child exists,
@@ -62,8 +61,10 @@ use crate::spawn::{SpawnPath, Started};
 /// and with `attr`. `path` is not searched for in `PATH`; a relative path is resolved from the
 /// child's working directory.
 ///
-/// The child is returned as a [`Popen`] with a pidfd where the kernel has them; its standard
-/// streams are whatever `actions` made of this process's.
+/// The child is returned as a [`Spawned`]: its pid, with a pidfd where the kernel has them;
+/// its standard streams are whatever `actions` made of this process's. This layer is below the
+/// handle and the audit hooks: [`Popen::posix_spawn`](crate::Popen::posix_spawn) is the same
+/// call, seen by the audit hooks, returning a [`Popen`](crate::Popen) that waits and reaps.
 ///
 /// # Errors
 ///
@@ -88,7 +89,10 @@ use crate::spawn::{SpawnPath, Started};
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
 /// let child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
-/// assert_eq!(child.wait()?.code(), Some(4));
+/// let mut status = 0;
+/// // SAFETY: waits for our own child, whose pid is not reaped yet.
+/// assert_eq!(unsafe { libc::waitpid(child.pid(), &mut status, 0) }, child.pid());
+/// assert_eq!(libc::WEXITSTATUS(status), 4);
 ///
 /// let err = posix_spawn::spawn("/no/such/program", &["x"], None, &actions, &attr).unwrap_err();
 /// assert_eq!((err.step(), err.raw_os_error()), (Step::Exec, Some(libc::ENOENT)));
@@ -101,7 +105,7 @@ pub fn spawn<S: AsRef<OsStr>>(
     env: Option<&[S]>,
     actions: &FileActions,
     attr: &SpawnAttr,
-) -> Result<Popen, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     start(path.as_ref(), argv, env, actions, attr, false)
 }
 
@@ -121,7 +125,7 @@ pub fn spawn<S: AsRef<OsStr>>(
 /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-/// let child = posix_spawn::spawnp("true", &["true"], None, &actions, &attr)?;
+/// let child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)?;
 /// assert!(child.wait()?.success());
 ///
 /// let err = posix_spawn::spawnp("surely-no-such-program", &["x"], None, &actions, &attr);
@@ -134,7 +138,7 @@ pub fn spawnp<S: AsRef<OsStr>>(
     env: Option<&[S]>,
     actions: &FileActions,
     attr: &SpawnAttr,
-) -> Result<Popen, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     start(file.as_ref(), argv, env, actions, attr, true)
 }
 
@@ -159,9 +163,7 @@ fn start<S: AsRef<OsStr>>(
     actions: &FileActions,
     attr: &SpawnAttr,
     search: bool,
-) -> Result<Popen, SpawnError> {
-    // As for every spawn: collect children whose handles were dropped before they exited.
-    reaper::reap_orphans();
+) -> Result<Spawned, SpawnError> {
     if argv.is_empty() {
         return Err(SpawnError::invalid("the argument list is empty"));
     }
@@ -177,14 +179,6 @@ fn start<S: AsRef<OsStr>>(
             })
         })
         .transpose()?;
-    if audit::enabled() {
-        let args: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
-        let cwd = actions.actions().iter().rev().find_map(|a| match a {
-            FileAction::Chdir(dir) => Some(OsStr::from_bytes(dir.to_bytes())),
-            _ => None,
-        });
-        audit::check_raw(program, &args, cwd, c_env.as_ref())?;
-    }
     // Without an environment of the caller's, the child gets a snapshot of this process's,
     // taken under the standard library's environment lock: the C library's `environ`, read
     // by the child itself, may be half-changed by another thread's `std::env::set_var`.
@@ -208,14 +202,54 @@ fn start<S: AsRef<OsStr>>(
         }
     };
     let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let group = crate::spawn::led_group(attr.has_setsid(), attr.pgroup(), pid);
     // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
-    // still ours (it may have exited and been reaped already where SIGCHLD is ignored; the
-    // handle then reports its status as unavailable).
-    let started = Started::new(pid, None).with_pidfd(true);
-    let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
-    popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
-    Ok(popen)
+    // still ours (where SIGCHLD is ignored it may have exited and been reaped already).
+    Ok(match sys::pidfd::pidfd_open_child(pid) {
+        Ok(pidfd) => Spawned {
+            pid,
+            pidfd,
+            reaped_elsewhere: false,
+        },
+        Err(e) => Spawned {
+            pid,
+            pidfd: None,
+            reaped_elsewhere: e.raw_os_error() == Some(libc::ESRCH),
+        },
+    })
+}
+
+/// A child started by [`spawn`] or [`spawnp`]: its pid, and a pidfd where the kernel has them.
+/// Nothing waits for it: the caller reaps it (or spawns through
+/// [`Popen::posix_spawn`](crate::Popen::posix_spawn), whose handle does).
+#[derive(Debug)]
+pub struct Spawned {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    reaped_elsewhere: bool,
+}
+
+impl Spawned {
+    /// The child's process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The child's pidfd (close-on-exec), where the kernel has pidfds and the descriptor table
+    /// had room.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Whether the child was seen gone (reaped by the kernel, SIGCHLD being ignored) before
+    /// its pidfd could be opened: its status is lost.
+    pub fn reaped_elsewhere(&self) -> bool {
+        self.reaped_elsewhere
+    }
+
+    /// The pid, the pidfd and whether the child was seen gone.
+    pub(crate) fn into_parts(self) -> (libc::pid_t, Option<OwnedFd>, bool) {
+        (self.pid, self.pidfd, self.reaped_elsewhere)
+    }
 }
 
 /// `posix_spawnp`'s search of `PATH`, done in the parent: the C library's reads `PATH` with

@@ -88,7 +88,7 @@ fn promote(list: &mut [Orphan]) -> bool {
 }
 
 /// The number of children dropped while running and not reaped yet.
-pub fn pending_orphans() -> usize {
+pub(crate) fn pending_orphans() -> usize {
     orphans().len()
 }
 

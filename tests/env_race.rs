@@ -7,7 +7,7 @@
 mod common;
 
 use common::{in_scenario, run_scenario, scenario_passed};
-use popen::posix_spawn::{self, FileActions, SpawnAttr};
+use popen::posix_spawn::{FileActions, SpawnAttr};
 use popen::{Command, SpawnPath, Stdio};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,11 +115,11 @@ fn the_posix_spawn_layer_snapshots_the_environment_too() {
     let (actions, attr) = (FileActions::new().unwrap(), SpawnAttr::new().unwrap());
     with_churn(|| {
         for n in 0..SPAWNS_PER_PATH {
-            let child = posix_spawn::spawn("/bin/true", &["true"], None, &actions, &attr)
+            let child = popen::Popen::posix_spawn("/bin/true", &["true"], None, &actions, &attr)
                 .unwrap_or_else(|e| panic!("spawn {n} failed: {e}"));
             assert!(child.wait().unwrap().success(), "spawn {n}");
             // posix_spawnp searches PATH, which another thread may be changing too.
-            let child = posix_spawn::spawnp("true", &["true"], None, &actions, &attr)
+            let child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)
                 .unwrap_or_else(|e| panic!("spawnp {n} failed: {e}"));
             assert!(child.wait().unwrap().success(), "spawnp {n}");
         }

@@ -664,7 +664,7 @@ fn soak_spawns_from_four_threads_leave_no_descriptor_and_no_zombie() {
     };
     let settle = || {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while (popen::pending_orphans() > 0 || !zombie_children().is_empty())
+        while (popen::testing::pending_orphans() > 0 || !zombie_children().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(10));
@@ -705,7 +705,11 @@ fn soak_spawns_from_four_threads_leave_no_descriptor_and_no_zombie() {
         total / THREADS * THREADS,
         elapsed.as_secs_f64()
     );
-    assert_eq!(popen::pending_orphans(), 0, "dropped children never reaped");
+    assert_eq!(
+        popen::testing::pending_orphans(),
+        0,
+        "dropped children never reaped"
+    );
     assert_eq!(zombie_children(), Vec::<i32>::new());
     assert_eq!(open_fds(), baseline);
     scenario_passed();

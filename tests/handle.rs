@@ -175,12 +175,12 @@ fn dropping_a_running_child_leaves_no_zombie() {
         drop(finished);
         // The reaper thread collects the running ones as they exit, with no new spawn.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while (popen::pending_orphans() > 0 || !zombie_children().is_empty())
+        while (popen::testing::pending_orphans() > 0 || !zombie_children().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(popen::pending_orphans(), 0);
+        assert_eq!(popen::testing::pending_orphans(), 0);
         assert_eq!(zombie_children(), Vec::<i32>::new());
         scenario_passed();
     }

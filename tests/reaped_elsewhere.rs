@@ -258,7 +258,7 @@ fn every_operation_returns_while_the_kernel_reaps() {
             assert_eq!(err.step(), Step::Exec, "{path}: {err}");
         },
     );
-    assert_eq!(popen::pending_orphans(), 0);
+    assert_eq!(popen::testing::pending_orphans(), 0);
     assert_eq!(zombie_children(), Vec::<i32>::new());
     assert_eq!(open_fds(), fds_before, "descriptors leaked");
 }

@@ -37,7 +37,7 @@ fn many_dropped_children_leave_the_descriptor_table_usable_and_no_zombie() {
             drop(child);
         }
         assert!(
-            popen::pending_orphans() > 64,
+            popen::testing::pending_orphans() > 64,
             "the children exited too soon"
         );
         // The reaper holds a bounded number of descriptors, whatever the number of children.
@@ -49,12 +49,12 @@ fn many_dropped_children_leave_the_descriptor_table_usable_and_no_zombie() {
         );
         // Every one is reaped once it exits, without another spawn.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while (popen::pending_orphans() > 0 || !zombie_children().is_empty())
+        while (popen::testing::pending_orphans() > 0 || !zombie_children().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(popen::pending_orphans(), 0);
+        assert_eq!(popen::testing::pending_orphans(), 0);
         assert_eq!(zombie_children(), Vec::<i32>::new());
         scenario_passed();
     }

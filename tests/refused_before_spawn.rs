@@ -14,7 +14,9 @@ use std::os::fd::FromRawFd;
 /// Spawns `cmd` (which must fail) keeping any failed child, and reaps that child if there was
 /// one, so a failing assertion leaves no zombie behind.
 fn spawn_err(cmd: &mut Command) -> SpawnError {
-    let err = cmd.keep_failed_child(true).spawn().unwrap_err();
+    let err = popen::testing::keep_failed_child(cmd, true)
+        .spawn()
+        .unwrap_err();
     if let Some(pid) = err.pid() {
         let mut status = 0;
         // SAFETY: waitpid writes the status into our local.

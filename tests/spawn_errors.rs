@@ -346,7 +346,7 @@ fn credential_failures_name_their_step() {
 fn a_failed_child_can_be_left_for_the_caller_to_reap() {
     for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
         let mut cmd = Command::new("popen-surely-missing");
-        cmd.keep_failed_child(true);
+        popen::testing::keep_failed_child(&mut cmd, true);
         let err = spawn_err(cmd, path);
         assert_eq!(err.step(), Step::Exec);
         let pid = err.pid().expect("the failed child's pid");
@@ -455,7 +455,7 @@ fn a_script_whose_interpreter_is_missing_says_so() {
             );
         },
     );
-    let layer = popen::posix_spawn::spawn(
+    let layer = popen::Popen::posix_spawn(
         &script,
         &["script"],
         None,

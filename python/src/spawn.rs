@@ -5,7 +5,7 @@
 //! The error pipe protocol (`ExceptionName:hexerrno:message`) is CPython's: the engine returns a
 //! typed [`SpawnError`] for a child that could not exec; this module writes the matching record
 //! into `errpipe_write` from the parent and returns the pid of that child, which the engine
-//! left unreaped ([`Command::keep_failed_child`]) so that `subprocess.py` reaps it and gets its
+//! left unreaped ([`engine::testing::keep_failed_child`]) so that `subprocess.py` reaps it and gets its
 //! status, as with CPython's own `fork_exec`. Where no such child exists (a failed
 //! `posix_spawn`, a descriptor refused before spawning) it returns a pid that is not a child
 //! of this process, so `waitpid` gets `ChildProcessError`, which `subprocess.py` ignores.
@@ -76,7 +76,7 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     cmd.executable_list(&req.executable_list);
     cmd.close_fds(req.close_fds);
     // subprocess.py reaps a child that failed, after reading its error record.
-    cmd.keep_failed_child(true);
+    engine::testing::keep_failed_child(&mut cmd, true);
     for &fd in &req.fds_to_keep {
         // errpipe_write is kept open for the child by CPython, but stays close-on-exec: the
         // engine's child reports failures its own way, so it is simply not passed.

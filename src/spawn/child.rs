@@ -22,7 +22,7 @@ use std::ffi::{c_char, CString};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::command::Hook;
+use super::request::Hook;
 use crate::error::Step;
 use crate::spawn::report::{self, Report};
 use crate::sys::signal::{self, SigSet};

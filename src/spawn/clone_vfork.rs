@@ -17,8 +17,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use super::child::{self, ChildPlan};
 use super::prepare::{FdPlan, Prepared};
 use super::report::{Report, SharedReport};
+use super::request::Request;
 use super::{child_plan, finish, Started};
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::sys::signal::SignalBlockGuard;
 
@@ -124,7 +124,7 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 
 /// Starts the child; with `with_pidfd`, its pidfd is made with it (`CLONE_PIDFD`).
 pub(super) fn spawn(
-    cmd: &Command,
+    req: &Request,
     prep: &Prepared,
     fds: &FdPlan,
     with_pidfd: bool,
@@ -134,7 +134,7 @@ pub(super) fn spawn(
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
     // or the one this thread had before the guard ("inherit").
     let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let plan = child_plan(cmd, prep, fds, Report::Shared(&report), Some(&mask), true);
+    let plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
     // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
     // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
@@ -164,10 +164,10 @@ pub(super) fn spawn(
         // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
         // this process take the fork path, whose pipe works anyway.
         super::strategy::mark_vm_not_shared();
-        return finish(cmd, prep, Ok(None), pid, pidfd);
+        return finish(req, prep, Ok(None), pid, pidfd);
     }
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
-    finish(cmd, prep, Ok(report.get()), pid, pidfd)
+    finish(req, prep, Ok(report.get()), pid, pidfd)
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@ use std::sync::Once;
 use super::child;
 use super::prepare::{self, FdPlan, Prepared};
 use super::report::{self, Report};
+use super::request::Request;
 use super::{child_plan, finish, Started};
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::sys;
 use crate::sys::signal::SignalBlockGuard;
 
 pub(super) fn spawn(
-    cmd: &mut Command,
+    req: &mut Request,
     prep: &Prepared,
     fds: &FdPlan,
 ) -> Result<Started, SpawnError> {
@@ -29,16 +29,16 @@ pub(super) fn spawn(
         sys::fd::pipe_cloexec().map_err(|e| SpawnError::new(Step::Pipe, e))?;
     let err_write = prepare::above_std_streams(err_write)?;
     // The hooks are called through a raw pointer: the plan borrows the rest of the command.
-    let hooks: *mut [crate::command::Hook] = cmd.hooks.as_mut_slice();
+    let hooks: *mut [super::request::Hook] = req.hooks.as_mut_slice();
     let report = Report::Pipe(err_write.as_raw_fd());
-    if !cmd.hooks.is_empty() {
+    if !req.hooks.is_empty() {
         install_panic_guard();
     }
     let guard = SignalBlockGuard::block_all();
     // As on the vfork path: the child starts with everything blocked, resets every caught
     // handler before any hook runs, then sets its mask (the one asked for, or this thread's).
     let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let plan = child_plan(cmd, prep, fds, report, Some(&mask), true);
+    let plan = child_plan(req, prep, fds, report, Some(&mask), true);
     // SAFETY: fork has no memory-safety preconditions; the child only runs child_main.
     let (pid, pidfd) = unsafe { sys::pidfd::fork_with_pidfd(!hooks.is_empty()) };
     let err = (pid == -1).then(std::io::Error::last_os_error);
@@ -54,7 +54,7 @@ pub(super) fn spawn(
     }
     let report = report::read_report(&err_read);
     drop(err_read);
-    finish(cmd, prep, report, pid, pidfd)
+    finish(req, prep, report, pid, pidfd)
 }
 
 /// Wraps the process's panic hook, once, in one that first checks whether it runs in a forked

@@ -6,26 +6,28 @@
 
 pub(crate) mod child;
 mod clone_vfork;
-pub(crate) mod env;
 mod fork;
-pub(crate) mod interpreter;
 mod posix;
+pub(crate) mod posix_layer;
 pub(crate) mod prepare;
 pub(crate) mod report;
+mod request;
 pub(crate) mod strategy;
 
-pub use strategy::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
+pub use request::SignalMask;
+pub(crate) use request::{PassFd, Request};
+pub use strategy::{PathChoice, SpawnPath};
 
 use crate::audit;
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
-use crate::popen::Popen;
+use crate::exec::interpreter;
 use crate::reaper;
+use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sys;
 use child::ChildPlan;
 use prepare::{FdPlan, Prepared};
 
-/// A started child, before it is wrapped in a [`Popen`].
+/// A started child: what the engine hands the handle.
 pub(crate) struct Started {
     pub(crate) pid: libc::pid_t,
     /// Made with the child (`CLONE_PIDFD`) or opened right after it started; `None` where the
@@ -71,12 +73,32 @@ impl Started {
     }
 }
 
-pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
+/// What the engine returns for a child it started: the process, the path that started it, the
+/// group it leads, and the parent's ends of its piped streams.
+pub(crate) struct Child {
+    pub(crate) started: Started,
+    pub(crate) path: SpawnPath,
+    pub(crate) group: Option<libc::pid_t>,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) stdout: Option<ChildStdout>,
+    pub(crate) stderr: Option<ChildStderr>,
+}
+
+/// Starts the child `req` describes: checks and prepares it, asks the audit hooks, picks the
+/// path, starts the child and collects its report. Nothing is left behind on an error.
+pub(crate) fn spawn(req: &mut Request) -> Result<Child, SpawnError> {
     // CPython's `_cleanup()`: collect children whose handles were dropped before they exited.
     reaper::reap_orphans();
-    let prep = prepare::prepare(cmd)?;
-    audit::check(cmd, &prep)?;
-    let choice = strategy::choose(cmd);
+    let prep = prepare::prepare(req)?;
+    if audit::enabled() {
+        audit::check(
+            prep.program_path(),
+            &req.argv,
+            prep.cwd_path(),
+            (!prep.env_inherited).then_some(&prep.envp),
+        )?;
+    }
+    let choice = strategy::choose(req);
     if let Some(why) = choice.impossible() {
         return Err(SpawnError::new(
             Step::Prepare,
@@ -86,15 +108,15 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
             ),
         ));
     }
-    let fds = prepare::plan_fds(cmd)?;
-    let path = pinned_path(cmd, choice.path());
+    let fds = prepare::plan_fds(req)?;
+    let path = pinned_path(req, choice.path());
     let started = match path {
-        SpawnPath::PosixSpawn => posix::spawn(cmd, &prep, &fds)?,
-        SpawnPath::CloneVfork => clone_vfork_spawn(cmd, &prep, &fds)?,
-        SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
+        SpawnPath::PosixSpawn => posix::spawn(req, &prep, &fds)?,
+        SpawnPath::CloneVfork => clone_vfork_spawn(req, &prep, &fds)?,
+        SpawnPath::Fork => fork::spawn(req, &prep, &fds)?,
     }
     .with_pidfd(path == SpawnPath::Fork);
-    let group = led_group(cmd.new_session, cmd.process_group, started.pid);
+    let group = led_group(req.new_session, req.process_group, started.pid);
     let FdPlan {
         keep_alive,
         stdin,
@@ -104,9 +126,14 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
     } = fds;
     // The child has its copies now: close ours, so the child sees EOF when we drop our ends.
     drop(keep_alive);
-    let mut popen = Popen::from_parts(started, path, group, stdin, stdout, stderr);
-    popen.set_args(cmd.argv.clone());
-    Ok(popen)
+    Ok(Child {
+        started,
+        path,
+        group,
+        stdin,
+        stdout,
+        stderr,
+    })
 }
 
 /// The path to take instead of `posix_spawn` while the kernel reaps children itself (SIGCHLD
@@ -115,14 +142,14 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
 /// vfork-style child honours every option `posix_spawn` does and gets its pidfd with the child;
 /// where it cannot run, the fork path does the same. The check costs one system call, and only
 /// on this path: the automatic choice on Linux is the vfork-style child.
-fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
+fn pinned_path(req: &Request, path: SpawnPath) -> SpawnPath {
     if path != SpawnPath::PosixSpawn
         || sys::pidfd::known_unsupported()
         || !sys::wait::children_reaped_by_kernel()
     {
         return path;
     }
-    if strategy::vfork_possible(cmd) {
+    if strategy::vfork_possible(req) {
         SpawnPath::CloneVfork
     } else {
         SpawnPath::Fork
@@ -134,14 +161,14 @@ fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
 /// then (the handle opens it when it can), as the other paths do — except while the kernel
 /// reaps children itself, where a child without a pidfd could not be told from a process that
 /// reuses its pid: the spawn fails then.
-fn clone_vfork_spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
-    match clone_vfork::spawn(cmd, prep, fds, true) {
+fn clone_vfork_spawn(req: &Request, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+    match clone_vfork::spawn(req, prep, fds, true) {
         Err(e)
             if e.step() == Step::Spawn
                 && matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
                 && !sys::wait::children_reaped_by_kernel() =>
         {
-            clone_vfork::spawn(cmd, prep, fds, false)
+            clone_vfork::spawn(req, prep, fds, false)
         }
         other => other,
     }
@@ -164,7 +191,7 @@ pub(crate) fn led_group(
 
 /// The plan a vfork-style or forked child follows.
 fn child_plan<'a>(
-    cmd: &'a Command,
+    req: &'a Request,
     prep: &'a Prepared,
     fds: &FdPlan,
     report: report::Report<'a>,
@@ -178,19 +205,19 @@ fn child_plan<'a>(
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
         pass_fds: &prep.pass_fds,
-        close_fds: cmd.close_fds,
+        close_fds: req.close_fds,
         report,
-        umask: cmd.umask.map(|m| m as libc::mode_t),
+        umask: req.umask.map(|m| m as libc::mode_t),
         reset_handlers,
-        restore_signals: cmd.restore_signals,
+        restore_signals: req.restore_signals,
         mask,
-        setsid: cmd.new_session,
-        pgid: cmd.process_group,
+        setsid: req.new_session,
+        pgid: req.process_group,
         rlimits: &prep.rlimits,
         groups: prep.groups.as_deref(),
-        gid: cmd.gid,
-        uid: cmd.uid,
-        pdeathsig: cmd
+        gid: req.gid,
+        uid: req.uid,
+        pdeathsig: req
             .parent_death_signal
             .map(|s| (s, std::process::id() as libc::pid_t)),
     }
@@ -199,7 +226,7 @@ fn child_plan<'a>(
 /// After a vfork-style or forked child: its `report` (`Ok(None)`: it exec'd); on failure reap
 /// it (unless the command keeps failed children) and build the error.
 fn finish(
-    cmd: &Command,
+    req: &Request,
     prep: &Prepared,
     report: std::io::Result<Option<(Step, i32)>>,
     pid: libc::pid_t,
@@ -207,7 +234,7 @@ fn finish(
 ) -> Result<Started, SpawnError> {
     match report {
         Ok(None) => Ok(Started::new(pid, pidfd)),
-        Ok(Some((step, errno))) if cmd.keep_failed_child => {
+        Ok(Some((step, errno))) if req.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }
         Ok(Some((step, errno))) => {

@@ -12,7 +12,6 @@
 use std::ffi::{c_char, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::command::Command;
 use crate::error::SpawnError;
 
 /// Bytes reserved per inherited entry before copying them.
@@ -130,10 +129,14 @@ impl Builder {
     }
 }
 
-/// The environment `cmd`'s child gets: a snapshot of this process's (unless cleared), with the
-/// command's changes applied in place, and its added variables after the inherited ones.
-pub(crate) fn build(cmd: &Command) -> Result<EnvBlock, SpawnError> {
-    for (k, v) in &cmd.env {
+/// The environment a child gets: a snapshot of this process's (unless `clear`), with `changes`
+/// (a value to set, or `None` to remove) applied in place, and the variables only `changes`
+/// sets after the inherited ones.
+pub(crate) fn build(
+    clear: bool,
+    changes: &[(OsString, Option<OsString>)],
+) -> Result<EnvBlock, SpawnError> {
+    for (k, v) in changes {
         if k.is_empty() || k.as_bytes()[1..].contains(&b'=') {
             return Err(SpawnError::invalid(format!(
                 "invalid environment variable name: {k:?}"
@@ -150,14 +153,14 @@ pub(crate) fn build(cmd: &Command) -> Result<EnvBlock, SpawnError> {
             )));
         }
     }
-    if cmd.env.is_empty() {
-        return Ok(if cmd.env_clear {
+    if changes.is_empty() {
+        return Ok(if clear {
             EnvBlock::build(0, 0, |_| {})
         } else {
             EnvBlock::snapshot()
         });
     }
-    let inherited: Vec<(OsString, OsString)> = if cmd.env_clear {
+    let inherited: Vec<(OsString, OsString)> = if clear {
         Vec::new()
     } else {
         std::env::vars_os().collect()
@@ -166,12 +169,12 @@ pub(crate) fn build(cmd: &Command) -> Result<EnvBlock, SpawnError> {
     // it; then the variables only the command sets.
     let overridden: Vec<(&OsStr, Option<&OsStr>)> = inherited
         .iter()
-        .map(|(k, v)| match cmd.env.iter().find(|(ck, _)| ck == k) {
+        .map(|(k, v)| match changes.iter().find(|(ck, _)| ck == k) {
             Some((_, cv)) => (k.as_os_str(), cv.as_deref()),
             None => (k.as_os_str(), Some(v.as_os_str())),
         })
         .chain(
-            cmd.env
+            changes
                 .iter()
                 .filter(|(k, _)| !inherited.iter().any(|(ik, _)| ik == k))
                 .map(|(k, v)| (k.as_os_str(), v.as_deref())),
@@ -212,10 +215,10 @@ mod tests {
     }
 
     #[test]
-    fn the_commands_changes_apply_in_place_and_additions_come_last() {
-        let mut cmd = Command::new("x");
-        cmd.env_clear().env("B", "2").env("A", "1").env_remove("C");
-        let block = build(&cmd).unwrap();
+    fn the_changes_apply_in_place_and_additions_come_last() {
+        let changes = [("B", Some("2")), ("A", Some("1")), ("C", None)]
+            .map(|(k, v)| (OsString::from(k), v.map(OsString::from)));
+        let block = build(true, &changes).unwrap();
         let entries: Vec<&[u8]> = block.entries().collect();
         assert_eq!(entries, [&b"B=2"[..], b"A=1"]);
     }

@@ -6,16 +6,10 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::error::MissingInterpreter;
+
 /// How far into a script its `#!` line is read (the kernel reads at most 256 bytes of it).
 const FIRST_LINE_MAX: usize = 256;
-
-/// What an exec failing with `ENOENT` on an existing file says about its interpreter.
-#[derive(Debug)]
-pub(crate) struct MissingInterpreter {
-    /// The interpreter named on the script's `#!` line; `None` when the file is not a script
-    /// (a binary whose dynamic loader is missing) or the line cannot be read.
-    pub(crate) interpreter: Option<PathBuf>,
-}
 
 /// For an exec of `candidates` that failed with `ENOENT`: the first candidate that exists (a
 /// relative one resolved from `cwd`), and what it names as its interpreter. `None` when no
