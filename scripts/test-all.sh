@@ -17,6 +17,9 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== rustdoc"
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
+echo "== layers"
+# No import cycle among src/'s modules, and no import up ARCHITECTURE.md's layer table.
+python3 scripts/check_layers.py
 echo "== cargo test"
 cargo test --workspace
 bash scripts/bench-smoke.sh
