@@ -55,6 +55,8 @@ mod status;
 mod stdio;
 mod sys;
 mod text;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::{Command, SignalMask};
