@@ -14,8 +14,9 @@ fi
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test"
-cargo test --workspace
+cargo test --workspace --all-features
+for example in async_capture async_many; do cargo run --quiet --features tokio --example "$example"; done
 bash scripts/bench-smoke.sh
 bash scripts/test-python.sh
