@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped()),
     )?;
-    let out = cat.communicate(Some(vec![b'x'; 8 << 20]), None).await?;
+    let out = cat.communicate(Some(&vec![b'x'; 8 << 20]), None).await?;
     println!(
         "communicate(cat, 8 MiB)  -> {} bytes back ({})",
         out.stdout.len(),

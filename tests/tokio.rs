@@ -127,7 +127,7 @@ fn communicate_moves_both_ways_on_every_path_and_runtime() {
                     .stderr(Stdio::piped()),
             )
             .unwrap();
-            let out = child.communicate(Some(data.clone()), None).await.unwrap();
+            let out = child.communicate(Some(&data), None).await.unwrap();
             assert!(out.stdout == data, "{path:?}: {} bytes", out.stdout.len());
             assert_eq!(out.stderr, vec![0u8; 70000], "{path:?}");
             assert!(out.status.success());
@@ -139,10 +139,7 @@ fn communicate_moves_both_ways_on_every_path_and_runtime() {
 fn communicate_refuses_input_without_a_piped_stdin() {
     on_both_runtimes(|| async {
         let mut child = Child::spawn(&mut Command::new("true")).unwrap();
-        let err = child
-            .communicate(Some(b"x".to_vec()), None)
-            .await
-            .unwrap_err();
+        let err = child.communicate(Some(b"x"), None).await.unwrap_err();
         assert!(
             matches!(&err, CommunicateError::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput)
         );
@@ -160,7 +157,7 @@ fn a_child_that_does_not_read_its_input_is_not_an_error() {
         )
         .unwrap();
         let out = child
-            .communicate(Some(vec![b'x'; 4 << 20]), None)
+            .communicate(Some(&vec![b'x'; 4 << 20]), None)
             .await
             .unwrap();
         assert_eq!(out.stdout, b"done\n");
@@ -237,7 +234,7 @@ fn cancelling_communicate_mid_input_loses_no_input() {
                 .stdout(Stdio::piped()),
         )
         .unwrap();
-        let first = child.communicate(Some(data.clone()), None);
+        let first = child.communicate(Some(&data), None);
         assert!(tokio::time::timeout(Duration::from_millis(100), first)
             .await
             .is_err());

@@ -57,7 +57,8 @@ pub(crate) struct Comm {
     opts: CaptureOptions,
     started: bool,
     grown: bool,
-    /// The input, and how much of it the child has been given.
+    /// Input left unwritten by a call that returned or was dropped early (a copy, unless it
+    /// was already one), and how much of it the child has been given.
     input: Vec<u8>,
     input_pos: usize,
     out: [Capture; 2],
@@ -107,15 +108,16 @@ impl Child {
     /// pipe open. Calling again (with `None` as input) resumes, and the final [`Output`]
     /// holds every byte of each stream exactly once.
     ///
-    /// The input is taken by value so that the handle can keep what is not written yet.
+    /// The input is borrowed, not copied, while the call runs.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe. Every byte read is stored in the handle before the future yields, and the
-    /// input not yet written stays there too: dropping the future (a `select!` branch that
-    /// lost, an outer `timeout`) loses nothing, and the next call (with `None` as input)
-    /// returns the whole output. A future dropped while it kills a child that timed out
-    /// leaves the child killed; the next call reaps it.
+    /// Cancel-safe. Every byte read is stored in the handle before the future yields, and
+    /// when the future is dropped (a `select!` branch that lost, an outer `timeout`) before
+    /// the input is all written, the rest of it is copied into the handle: nothing is lost,
+    /// and the next call (with `None` as input) writes the rest and returns the whole output.
+    /// A future dropped while it kills a child that timed out leaves the child killed; the
+    /// next call reaps it.
     ///
     /// # Errors
     ///
@@ -137,7 +139,7 @@ impl Child {
     /// let mut child = Child::spawn(
     ///     Command::new("tr").args(["a-z", "A-Z"]).stdin(Stdio::piped()).stdout(Stdio::piped()),
     /// )?;
-    /// let out = child.communicate(Some(b"shout".to_vec()), None).await?;
+    /// let out = child.communicate(Some(b"shout"), None).await?;
     /// assert_eq!(out.stdout, b"SHOUT");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
@@ -145,7 +147,7 @@ impl Child {
     /// ```
     pub async fn communicate(
         &mut self,
-        input: Option<Vec<u8>>,
+        input: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<Output, CommunicateError> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -156,7 +158,7 @@ impl Child {
     /// [`communicate`](Self::communicate) with a deadline; `timeout` is what errors report.
     pub(crate) async fn communicate_until(
         &mut self,
-        input: Option<Vec<u8>>,
+        input: Option<&[u8]>,
         deadline: Option<Instant>,
         timeout: Duration,
     ) -> Result<Output, CommunicateError> {
@@ -171,19 +173,33 @@ impl Child {
             };
             return Err(io::Error::new(io::ErrorKind::InvalidInput, why).into());
         }
-        if !st.started {
-            st.started = true;
-            st.input = input.unwrap_or_default();
+        let resumed = st.started;
+        st.started = true;
+        if !resumed {
             st.input_pos = 0;
         }
-        self.grow_pipes();
+        let saved = std::mem::take(&mut st.input);
+        let mut feeding = Feeding {
+            borrowed: if resumed { None } else { input },
+            saved,
+            kept: false,
+            child: self,
+        };
+        let Feeding {
+            child,
+            borrowed,
+            saved,
+            ..
+        } = &mut feeding;
+        let input: &[u8] = borrowed.unwrap_or(saved);
+        child.grow_pipes();
         let pumped = match deadline {
-            None => Some(self.pump().await),
-            Some(d) => ::tokio::time::timeout_at(d, self.pump()).await.ok(),
+            None => Some(child.pump(input).await),
+            Some(d) => ::tokio::time::timeout_at(d, child.pump(input)).await.ok(),
         };
         let over = match pumped {
-            Some(Ok(Pumped::Done)) => match self.wait_deadline(deadline).await {
-                Ok(Some(status)) => return Ok(self.state().output(status)),
+            Some(Ok(Pumped::Done)) => match child.wait_deadline(deadline).await {
+                Ok(Some(status)) => return Ok(child.state().output(status)),
                 Ok(None) => None,
                 Err(e) => return Err(e.into()),
             },
@@ -191,7 +207,8 @@ impl Child {
             Some(Ok(Pumped::Over(stream))) => Some(stream),
             Some(Err(e)) => return Err(e.into()),
         };
-        Err(self.stopped_early(over, timeout).await)
+        feeding.keep_rest();
+        Err(feeding.child.stopped_early(over, timeout).await)
     }
 
     fn state(&mut self) -> &mut Comm {
@@ -223,7 +240,7 @@ impl Child {
 
     /// Moves data between the pipes and the state until every pipe is closed, or a stream
     /// goes over its error cap. Cancel-safe: all progress is in `self`.
-    async fn pump(&mut self) -> io::Result<Pumped> {
+    async fn pump(&mut self, input: &[u8]) -> io::Result<Pumped> {
         let Child {
             stdin,
             stdout,
@@ -232,7 +249,7 @@ impl Child {
             ..
         } = self;
         let st = comm.get_or_insert_with(Default::default);
-        poll_fn(|cx| poll_pump(cx, stdin, stdout, stderr, st)).await
+        poll_fn(|cx| poll_pump(cx, input, stdin, stdout, stderr, st)).await
     }
 
     /// The error for a timeout (`over` is `None`) or an exceeded cap: kills the child first
@@ -283,7 +300,6 @@ impl Child {
         self.stdin = None;
         let st = self.state();
         st.input = Vec::new();
-        st.input_pos = 0;
         // Bytes past a cap that failed are dropped from now on, so the drain can go on.
         let saved_limits = st.opts.limits;
         for limit in st.opts.limits.iter_mut().flatten() {
@@ -291,8 +307,8 @@ impl Child {
         }
         let grace_deadline = now.checked_add(grace);
         let drained = match grace_deadline {
-            Some(d) => ::tokio::time::timeout_at(d, self.pump()).await.ok(),
-            None => Some(self.pump().await),
+            Some(d) => ::tokio::time::timeout_at(d, self.pump(&[])).await.ok(),
+            None => Some(self.pump(&[]).await),
         };
         self.state().opts.limits = saved_limits;
         // Whatever still holds the pipes open is not waited for any longer.
@@ -306,11 +322,55 @@ impl Child {
     }
 }
 
+/// A call's input, borrowed from the caller (`borrowed`) or taken from the handle (`saved`,
+/// on a resumed call), with the handle. Whatever is left unwritten when the call ends —
+/// returned, failed, or dropped mid-way — is put back into the handle ([`keep_rest`]).
+///
+/// [`keep_rest`]: Feeding::keep_rest
+struct Feeding<'c, 'a> {
+    child: &'c mut Child,
+    borrowed: Option<&'a [u8]>,
+    saved: Vec<u8>,
+    kept: bool,
+}
+
+impl Feeding<'_, '_> {
+    /// Puts the input not yet written back into the handle, for the next call; a borrowed
+    /// input is copied (only its rest). Once only: later calls do nothing.
+    fn keep_rest(&mut self) {
+        if std::mem::replace(&mut self.kept, true) {
+            return;
+        }
+        let still_open = self.child.stdin.is_some();
+        let st = self.child.state();
+        let pos = st.input_pos;
+        let input: &[u8] = self.borrowed.unwrap_or(&self.saved);
+        if !still_open || pos >= input.len() {
+            st.input = Vec::new();
+            return;
+        }
+        match self.borrowed {
+            Some(data) => {
+                st.input = data[pos..].to_vec();
+                st.input_pos = 0;
+            }
+            None => st.input = std::mem::take(&mut self.saved),
+        }
+    }
+}
+
+impl Drop for Feeding<'_, '_> {
+    fn drop(&mut self) {
+        self.keep_rest();
+    }
+}
+
 /// One turn of the loop: steps every open pipe, one read or write each, until none can move
 /// without the reactor. A pipe that is done with is closed at once, so that a cancelled call
 /// leaves the handle as it found the pipes.
 fn poll_pump(
     cx: &mut Context<'_>,
+    input: &[u8],
     stdin: &mut Option<ChildStdin>,
     stdout: &mut Option<ChildStdout>,
     stderr: &mut Option<ChildStderr>,
@@ -319,7 +379,7 @@ fn poll_pump(
     loop {
         let mut moved = false;
         if stdin.is_some() {
-            match write_step(cx, stdin, st) {
+            match write_step(cx, input, stdin, st) {
                 Ok(Moved::Some) => moved = true,
                 Ok(Moved::Finished) => *stdin = None,
                 Ok(_) => {}
@@ -358,14 +418,14 @@ fn poll_pump(
 /// Writes the next chunk of input, once the pipe can take it.
 fn write_step(
     cx: &mut Context<'_>,
+    input: &[u8],
     stdin: &mut Option<ChildStdin>,
     st: &mut Comm,
 ) -> io::Result<Moved> {
     let Some(end) = stdin else {
         return Ok(Moved::Finished);
     };
-    if st.input_pos >= st.input.len() {
-        st.input = Vec::new();
+    if st.input_pos >= input.len() {
         return Ok(Moved::Finished);
     }
     let fd = end.pipe.live()?;
@@ -373,7 +433,7 @@ fn write_step(
         return Ok(Moved::Pending);
     };
     let mut guard = guard?;
-    let chunk = &st.input[st.input_pos..st.input.len().min(st.input_pos + MAX_WRITE)];
+    let chunk = &input[st.input_pos..input.len().min(st.input_pos + MAX_WRITE)];
     // Keeps a child that closed its stdin from killing this process with SIGPIPE, where the
     // signal is not ignored; never held across an await.
     let sigpipe = SigpipeGuard::new();
@@ -384,8 +444,7 @@ fn write_step(
                 guard.clear_ready();
             }
             st.input_pos += n;
-            if st.input_pos >= st.input.len() {
-                st.input = Vec::new();
+            if st.input_pos >= input.len() {
                 return Ok(Moved::Finished);
             }
             Ok(Moved::Some)
@@ -397,7 +456,6 @@ fn write_step(
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
             // The child does not want the rest (CPython ignores this too).
             sigpipe.consume();
-            st.input = Vec::new();
             Ok(Moved::Finished)
         }
         Err(e) => Err(e),

@@ -54,10 +54,9 @@ pub async fn run(
 ) -> Result<CompletedProcess, RunError> {
     let mut child = spawn_for(cmd.borrow_mut(), opts)?;
     let capture = opts.capture_opts.clone().kill_on_timeout(Some(opts.grace));
-    let input = opts.input.as_deref().map(<[u8]>::to_vec);
     let result = child
         .capture_options(capture)
-        .communicate(input, opts.timeout)
+        .communicate(opts.input.as_deref(), opts.timeout)
         .await;
     let out = match result {
         Ok(out) => out,
