@@ -159,6 +159,12 @@ impl Popen {
         Ok(*status)
     }
 
+    /// The exit status if the child is known to have been reaped; no system call.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn reaped_status(&self) -> Option<ExitStatus> {
+        *self.lock()
+    }
+
     /// The exit status if the child has exited (reaping it), else `None`. Never blocks.
     ///
     /// # Errors

@@ -415,3 +415,30 @@ fn five_hundred_concurrent_children_leave_no_zombie_and_no_descriptor() {
     let status = run_scenario(NAME, |_| {});
     assert!(status.success(), "{status}");
 }
+
+/// Voluntary context switches of the calling thread.
+fn thread_switches() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    ru.ru_nvcsw
+}
+
+#[test]
+fn waiting_sleeps_on_the_pidfd_without_polling() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut child = Child::spawn(Command::new("sleep").arg("1")).unwrap();
+        let before = thread_switches();
+        assert!(child.wait().await.unwrap().success());
+        let slept = thread_switches() - before;
+        // One sleep in epoll_wait until the exit (a few more at most, never one per tick).
+        assert!(slept <= 5, "{slept} context switches during a 1 s wait");
+    });
+}

@@ -13,10 +13,12 @@ use ::tokio::time::Instant;
 
 use super::communicate::Comm;
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
+use super::reactor;
 use crate::command::Command;
 use crate::error::SpawnError;
 use crate::popen::Popen;
 use crate::status::ExitStatus;
+use crate::sys;
 
 /// Without pidfds (Linux < 5.3, other systems) there is nothing to sleep on: the exit is
 /// polled, first after this, then at most every [`POLL_MAX`].
@@ -62,9 +64,9 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The parent's end of the child's stderr, if it was piped.
     pub stderr: Option<ChildStderr>,
-    /// A copy of the pidfd, registered with the reactor at the first wait. A copy, so that the
-    /// handle is free to close its own whenever it likes without the reactor watching a
-    /// descriptor number that may be reused.
+    /// A pidfd of the child's own, opened and registered with the reactor at the first wait.
+    /// Not the handle's (which it opens only to signal or to hand a running child to the
+    /// reaper), so that the reactor never watches a descriptor the handle may close.
     exit: Option<AsyncFd<OwnedFd>>,
     kill_on_drop: bool,
     pub(crate) comm: Option<Box<Comm>>,
@@ -136,24 +138,28 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let mut nap = POLL_FIRST;
         loop {
-            if let Some(status) = self.inner.poll()? {
-                return Ok(status);
-            }
             if self.exit.is_none() {
-                // The handle's pidfd is `None` only once the child was reaped, or without
-                // pidfds.
-                let Some(pidfd) = self.inner.pidfd() else {
-                    ::tokio::time::sleep(nap).await;
-                    nap = (nap * 2).min(POLL_MAX);
-                    continue;
-                };
-                let copy = pidfd.try_clone_to_owned()?;
-                self.exit = Some(super::reactor::register(copy, Interest::READABLE)?);
+                if let Some(status) = self.inner.reaped_status() {
+                    return Ok(status);
+                }
+                // Unreaped, and only this handle reaps it (it is borrowed mutably): the pid
+                // is still the child's, so the pidfd refers to it.
+                match sys::pidfd::pidfd_open(self.inner.pid())? {
+                    Some(fd) => self.exit = Some(reactor::register(fd, Interest::READABLE)?),
+                    None => {
+                        // No pidfds: nothing to sleep on.
+                        if let Some(status) = self.inner.poll()? {
+                            return Ok(status);
+                        }
+                        ::tokio::time::sleep(nap).await;
+                        nap = (nap * 2).min(POLL_MAX);
+                        continue;
+                    }
+                }
             }
             if let Some(exit) = &self.exit {
                 let mut ready = exit.readable().await?;
-                // A pidfd turns readable when the process exits and stays so: the next poll
-                // reaps it.
+                // A pidfd turns readable when the process exits and stays so.
                 if let Some(status) = self.inner.poll()? {
                     return Ok(status);
                 }
@@ -181,6 +187,11 @@ impl Child {
         &mut self,
         deadline: Option<Instant>,
     ) -> io::Result<Option<ExitStatus>> {
+        // Called mostly once the pipes are at end of file, when the child has most likely
+        // exited: one `waitpid` may spare the pidfd and a turn of the reactor.
+        if let Some(status) = self.inner.poll()? {
+            return Ok(Some(status));
+        }
         match deadline {
             None => self.wait().await.map(Some),
             Some(d) => match ::tokio::time::timeout_at(d, self.wait()).await {
