@@ -145,7 +145,10 @@ impl Child {
                 // Unreaped, and only this handle reaps it (it is borrowed mutably): the pid
                 // is still the child's, so the pidfd refers to it.
                 match sys::pidfd::pidfd_open(self.inner.pid())? {
-                    Some(fd) => self.exit = Some(reactor::register(fd, Interest::READABLE)?),
+                    Some(fd) => {
+                        let registered = reactor::register(fd, Interest::READABLE);
+                        self.exit = Some(registered.map_err(|(_, e)| e)?);
+                    }
                     None => {
                         // No pidfds: nothing to sleep on.
                         if let Some(status) = self.inner.poll()? {

@@ -23,7 +23,7 @@ pub(crate) struct Pipe {
 enum State {
     Idle(OwnedFd),
     Live(AsyncFd<OwnedFd>),
-    /// Only while switching from `Idle` to `Live`.
+    /// Only within [`Pipe::live`], while switching from `Idle` to `Live`.
     Moving,
 }
 
@@ -41,13 +41,18 @@ impl Pipe {
     ///
     /// Outside a tokio runtime (as every tokio I/O object does).
     pub(crate) fn live(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
-        if let State::Idle(_) = self.state {
-            let State::Idle(fd) = std::mem::replace(&mut self.state, State::Moving) else {
-                unreachable!()
-            };
-            // Should either step fail, the descriptor is closed: the pipe is unusable anyway.
+        if let State::Idle(fd) = &self.state {
             sys::fd::set_nonblocking(fd.as_fd(), true)?;
-            self.state = State::Live(super::reactor::register(fd, self.interest)?);
+            let State::Idle(fd) = std::mem::replace(&mut self.state, State::Moving) else {
+                unreachable!("matched just above")
+            };
+            self.state = match super::reactor::register(fd, self.interest) {
+                Ok(fd) => State::Live(fd),
+                Err((fd, e)) => {
+                    self.state = State::Idle(fd);
+                    return Err(e);
+                }
+            };
         }
         match &self.state {
             State::Live(fd) => Ok(fd),
@@ -59,7 +64,7 @@ impl Pipe {
         match &self.state {
             State::Idle(fd) => fd.as_fd(),
             State::Live(fd) => fd.get_ref().as_fd(),
-            State::Moving => unreachable!("a pipe is never observed while it is registered"),
+            State::Moving => unreachable!("only within `live`"),
         }
     }
 
@@ -72,7 +77,7 @@ impl Pipe {
                 let _ = sys::fd::set_nonblocking(fd.as_fd(), false);
                 fd
             }
-            State::Moving => unreachable!("a pipe is never observed while it is registered"),
+            State::Moving => unreachable!("only within `live`"),
         }
     }
 
@@ -154,9 +159,9 @@ macro_rules! async_pipe_end {
 
 async_pipe_end! {
     /// The parent's writing end of the child's stdin pipe, as an [`AsyncWrite`]: non-blocking,
-    /// registered with the reactor on first use. Dropping it (or
-    /// [`shutdown`](::tokio::io::AsyncWriteExt::shutdown)) closes the pipe, which the child
-    /// reads as end of file.
+    /// registered with the reactor on first use. Dropping it closes the pipe, which the child
+    /// reads as end of file (`shutdown` does not: a pipe has no half-close, and the end stays
+    /// usable until dropped, as with `tokio::process`).
     ///
     /// A write to a child that closed its end fails with `BrokenPipe`; as in every Rust
     /// program that keeps the runtime's default, SIGPIPE is ignored and kills nothing.
