@@ -32,11 +32,18 @@ pub const ASYNC_SCENARIOS: [(&str, &[&str]); 6] = [
     ("async_wait", &["popen-tokio", "tokio-process", "raw"]),
 ];
 
-fn runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The worker's runtime, built at the first async request and kept, as a program keeps its
+/// `#[tokio::main]` runtime.
+fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| rt))
 }
 
 fn field<'a>(req: &'a Value, key: &str) -> io::Result<&'a Value> {
