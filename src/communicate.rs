@@ -92,7 +92,7 @@ impl CaptureLimit {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaptureOptions {
-    pub(crate) limits: [Option<CaptureLimit>; 2],
+    limits: [Option<CaptureLimit>; 2],
     pub(crate) tee: [bool; 2],
     pub(crate) pipe_size: Option<usize>,
     pub(crate) kill_on_timeout: Option<Duration>,

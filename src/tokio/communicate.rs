@@ -194,8 +194,10 @@ impl Child {
         let input: &[u8] = borrowed.unwrap_or(saved);
         child.grow_pipes();
         let pumped = match deadline {
-            None => Some(child.pump(input).await),
-            Some(d) => ::tokio::time::timeout_at(d, child.pump(input)).await.ok(),
+            None => Some(child.pump(input, false).await),
+            Some(d) => ::tokio::time::timeout_at(d, child.pump(input, false))
+                .await
+                .ok(),
         };
         let over = match pumped {
             Some(Ok(Pumped::Done)) => match child.wait_deadline(deadline).await {
@@ -239,8 +241,9 @@ impl Child {
     }
 
     /// Moves data between the pipes and the state until every pipe is closed, or a stream
-    /// goes over its error cap. Cancel-safe: all progress is in `self`.
-    async fn pump(&mut self, input: &[u8]) -> io::Result<Pumped> {
+    /// goes over its error cap. When `draining` (after a kill), error caps act as truncating
+    /// ones, so the drain goes on. Cancel-safe: all progress is in `self`.
+    async fn pump(&mut self, input: &[u8], draining: bool) -> io::Result<Pumped> {
         let Child {
             stdin,
             stdout,
@@ -249,7 +252,7 @@ impl Child {
             ..
         } = self;
         let st = comm.get_or_insert_with(Default::default);
-        poll_fn(|cx| poll_pump(cx, input, stdin, stdout, stderr, st)).await
+        poll_fn(|cx| poll_pump(cx, input, draining, stdin, stdout, stderr, st)).await
     }
 
     /// The error for a timeout (`over` is `None`) or an exceeded cap: kills the child first
@@ -298,19 +301,14 @@ impl Child {
         }
         self.start_kill()?;
         self.stdin = None;
-        let st = self.state();
-        st.input = Vec::new();
-        // Bytes past a cap that failed are dropped from now on, so the drain can go on.
-        let saved_limits = st.opts.limits;
-        for limit in st.opts.limits.iter_mut().flatten() {
-            *limit = CaptureLimit::Truncate(limit.bytes());
-        }
+        self.state().input = Vec::new();
         let grace_deadline = now.checked_add(grace);
         let drained = match grace_deadline {
-            Some(d) => ::tokio::time::timeout_at(d, self.pump(&[])).await.ok(),
-            None => Some(self.pump(&[]).await),
+            Some(d) => ::tokio::time::timeout_at(d, self.pump(&[], true))
+                .await
+                .ok(),
+            None => Some(self.pump(&[], true).await),
         };
-        self.state().opts.limits = saved_limits;
         // Whatever still holds the pipes open is not waited for any longer.
         self.stdout = None;
         self.stderr = None;
@@ -371,6 +369,7 @@ impl Drop for Feeding<'_, '_> {
 fn poll_pump(
     cx: &mut Context<'_>,
     input: &[u8],
+    draining: bool,
     stdin: &mut Option<ChildStdin>,
     stdout: &mut Option<ChildStdout>,
     stderr: &mut Option<ChildStderr>,
@@ -394,7 +393,7 @@ fn poll_pump(
             let Some(pipe) = pipe else {
                 continue;
             };
-            match read_step(cx, pipe, st, s) {
+            match read_step(cx, pipe, st, s, draining) {
                 Ok(Moved::Some) => moved = true,
                 Ok(Moved::Pending) => {}
                 Ok(Moved::Finished) => match s {
@@ -463,14 +462,23 @@ fn write_step(
 }
 
 /// Reads once from stream `s`, once it is readable, into its capture (or drops the bytes
-/// past a truncating cap).
-fn read_step(cx: &mut Context<'_>, pipe: &mut Pipe, st: &mut Comm, s: Stream) -> io::Result<Moved> {
+/// past a truncating cap, or past any cap when `draining`).
+fn read_step(
+    cx: &mut Context<'_>,
+    pipe: &mut Pipe,
+    st: &mut Comm,
+    s: Stream,
+    draining: bool,
+) -> io::Result<Moved> {
     let fd = pipe.live()?;
     let Poll::Ready(guard) = fd.poll_read_ready(cx) else {
         return Ok(Moved::Pending);
     };
     let mut guard = guard?;
-    let limit = st.opts.limit(s);
+    let limit = match st.opts.limit(s) {
+        Some(CaptureLimit::Error(n)) if draining => Some(CaptureLimit::Truncate(n)),
+        other => other,
+    };
     let tee = st.opts.tee[index(s)];
     let cap = &mut st.out[index(s)];
     let held = cap.buf.len();
