@@ -442,3 +442,27 @@ fn waiting_sleeps_on_the_pidfd_without_polling() {
         assert!(slept <= 5, "{slept} context switches during a 1 s wait");
     });
 }
+
+#[test]
+fn a_child_reaped_behind_the_handles_back_waits_as_the_sync_handle_does() {
+    const NAME: &str = "a_child_reaped_behind_the_handles_back_waits_as_the_sync_handle_does";
+    if in_scenario(NAME) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut child = Child::spawn(Command::shell("exit 3")).unwrap();
+            let mut raw = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let reaped = unsafe { libc::waitpid(child.id(), &mut raw, 0) };
+            assert_eq!(reaped, child.id());
+            // The status is lost; CPython and the synchronous handle report 0.
+            let status = child.wait().await.unwrap();
+            assert_eq!(status.code(), Some(0));
+        });
+        scenario_passed();
+    }
+    let status = run_scenario(NAME, |_| {});
+    assert!(status.success(), "{status}");
+}

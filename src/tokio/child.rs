@@ -144,7 +144,16 @@ impl Child {
                 }
                 // Unreaped, and only this handle reaps it (it is borrowed mutably): the pid
                 // is still the child's, so the pidfd refers to it.
-                match sys::pidfd::pidfd_open(self.inner.pid())? {
+                let opened = match sys::pidfd::pidfd_open(self.inner.pid()) {
+                    // Reaped behind our back (SIGCHLD ignored, a `waitpid(-1)` elsewhere): the
+                    // handle's poll says so, as the synchronous wait does.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => match self.inner.poll()? {
+                        Some(status) => return Ok(status),
+                        None => return Err(e),
+                    },
+                    other => other?,
+                };
+                match opened {
                     Some(fd) => {
                         let registered = reactor::register(fd, Interest::READABLE);
                         self.exit = Some(registered.map_err(|(_, e)| e)?);
