@@ -385,6 +385,10 @@ fn five_hundred_concurrent_children_leave_no_zombie_and_no_descriptor() {
                             1 => {
                                 child.kill_on_drop(true);
                             }
+                            // Awaited on its pidfd (its few bytes fit in the pipe).
+                            2 => {
+                                assert!(child.wait().await.unwrap().success());
+                            }
                             _ => {
                                 let out = child.communicate(None, None).await.unwrap();
                                 assert_eq!(out.stdout, format!("{i}\n").as_bytes());
