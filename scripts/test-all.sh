@@ -15,6 +15,8 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+echo "== rustdoc"
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --all-features
 echo "== cargo test"
 cargo test --workspace --all-features
 for example in async_capture async_many; do cargo run --quiet --features tokio --example "$example"; done

@@ -29,7 +29,8 @@ use crate::sys::signal::SigSet;
 /// Plain data the child reads. Built by the parent; borrowed by the child.
 pub(crate) struct ChildPlan<'a> {
     pub(crate) argv: *const *const c_char,
-    /// NULL: inherit the environment (`execv`).
+    /// The whole environment, built by the parent (never the parent's `environ`, which another
+    /// thread may be changing).
     pub(crate) envp: *const *const c_char,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
@@ -223,11 +224,7 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         let mut saved = 0;
         let mut last = libc::ENOENT;
         for path in plan.candidates {
-            if plan.envp.is_null() {
-                libc::execv(path.as_ptr(), plan.argv);
-            } else {
-                libc::execve(path.as_ptr(), plan.argv, plan.envp);
-            }
+            libc::execve(path.as_ptr(), plan.argv, plan.envp);
             last = errno();
             if saved == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
                 saved = last;

@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::child::{self, ChildPlan};
 use super::prepare::{FdPlan, Prepared};
@@ -60,7 +61,13 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { child::child_main(&*(arg as *const ChildPlan<'_>), &mut []) }
 }
 
-pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+/// Starts the child; with `with_pidfd`, its pidfd is made with it (`CLONE_PIDFD`).
+pub(super) fn spawn(
+    cmd: &Command,
+    prep: &Prepared,
+    fds: &FdPlan,
+    with_pidfd: bool,
+) -> Result<Started, SpawnError> {
     let report = SharedReport::default();
     let guard = SignalBlockGuard::block_all();
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
@@ -68,18 +75,25 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
     let mask = prep.mask.unwrap_or(*guard.old_mask());
     let plan = child_plan(cmd, prep, fds, Report::Shared(&report), Some(&mask), true);
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
-    // No CLONE_PIDFD: as on the other paths the handle opens a pidfd when it first needs one.
-    // A pidfd made here would be inherited (if only until exec) by every child started while
-    // this one runs, and closed by each of them.
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
+    // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
+    // kernel makes it close-on-exec: a child another thread starts meanwhile drops it at exec.
+    let pidfd_flag = if with_pidfd { libc::CLONE_PIDFD } else { 0 };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | pidfd_flag | libc::SIGCHLD;
+    let mut pidfd: libc::c_int = -1;
+    let pidfd_out = &mut pidfd as *mut libc::c_int;
     let pid = with_child_stack(|stack| {
         // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from
         // here.
         let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
         // SAFETY: child_entry follows the child contract; the stack and plan outlive the
-        // child's use of them (CLONE_VFORK suspends this thread until exec or exit).
-        unsafe { libc::clone(child_entry, stack_top, flags, arg) }
+        // child's use of them (CLONE_VFORK suspends this thread until exec or exit). With
+        // CLONE_PIDFD the kernel writes the pidfd to the parent_tid argument, `pidfd_out`.
+        unsafe { libc::clone(child_entry, stack_top, flags, arg, pidfd_out) }
     });
+    // SAFETY: the kernel made this descriptor for the child; nobody else owns it. (A kernel
+    // without CLONE_PIDFD leaves -1: the handle then opens one itself.)
+    let pidfd = (pid > 0 && pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let err = (pid == -1).then(std::io::Error::last_os_error);
     drop(guard);
     if let Some(e) = err {
@@ -90,8 +104,8 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
         // this process take the fork path, whose pipe works anyway.
         super::strategy::mark_vm_not_shared();
-        return finish(cmd, prep, Ok(None), pid);
+        return finish(cmd, prep, Ok(None), pid, pidfd);
     }
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
-    finish(cmd, prep, Ok(report.get()), pid)
+    finish(cmd, prep, Ok(report.get()), pid, pidfd)
 }

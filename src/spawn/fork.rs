@@ -29,7 +29,7 @@ pub(super) fn spawn(
     let report = Report::Pipe(err_write.as_raw_fd());
     let plan = child_plan(cmd, prep, fds, report, prep.mask.as_ref(), false);
     // SAFETY: fork has no memory-safety preconditions; the child only runs child_main.
-    let pid = unsafe { libc::fork() };
+    let (pid, pidfd) = unsafe { sys::pidfd::fork_with_pidfd(!hooks.is_empty()) };
     if pid == 0 {
         // SAFETY: in the forked child, the hooks are our private copy; child_main never
         // returns.
@@ -44,5 +44,5 @@ pub(super) fn spawn(
     }
     let report = report::read_report(&err_read);
     drop(err_read);
-    finish(cmd, prep, report, pid)
+    finish(cmd, prep, report, pid, pidfd)
 }

@@ -4,10 +4,8 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::Interest;
 use ::tokio::time::Instant;
 
@@ -18,7 +16,6 @@ use crate::command::Command;
 use crate::error::SpawnError;
 use crate::popen::Popen;
 use crate::status::ExitStatus;
-use crate::sys;
 
 /// Without pidfds (Linux < 5.3, other systems) there is nothing to sleep on: the exit is
 /// polled, first after this, then at most every [`POLL_MAX`].
@@ -64,13 +61,9 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The parent's end of the child's stderr, if it was piped.
     pub stderr: Option<ChildStderr>,
-    /// A pidfd of the child's own, opened and registered with the reactor at the first wait.
-    /// Not the handle's (which it opens only to signal or to hand a running child to the
-    /// reaper), so that the reactor never watches a descriptor the handle may close.
-    exit: Option<AsyncFd<OwnedFd>>,
     kill_on_drop: bool,
     pub(crate) comm: Option<Box<Comm>>,
-    /// Dropped after everything above: the registrations go before the handle reaps.
+    /// Dropped after the pipes.
     inner: Popen,
 }
 
@@ -138,38 +131,21 @@ impl Child {
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let mut nap = POLL_FIRST;
         loop {
-            if self.exit.is_none() {
-                if let Some(status) = self.inner.reaped_status() {
+            // The handle's pidfd (held from the child's start where the kernel has them),
+            // registered for this call only: the registration borrows the handle, so it ends
+            // before the handle could close the descriptor.
+            let Some(pidfd) = self.inner.pidfd() else {
+                // No pidfds (or the child was reaped, and the poll says so): nothing to sleep
+                // on.
+                if let Some(status) = self.inner.poll()? {
                     return Ok(status);
                 }
-                // Unreaped, and only this handle reaps it (it is borrowed mutably): the pid
-                // is still the child's, so the pidfd refers to it.
-                let opened = match sys::pidfd::pidfd_open(self.inner.pid()) {
-                    // Reaped behind our back (SIGCHLD ignored, a `waitpid(-1)` elsewhere): the
-                    // handle's poll says so, as the synchronous wait does.
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => match self.inner.poll()? {
-                        Some(status) => return Ok(status),
-                        None => return Err(e),
-                    },
-                    other => other?,
-                };
-                match opened {
-                    Some(fd) => {
-                        let registered = reactor::register(fd, Interest::READABLE);
-                        self.exit = Some(registered.map_err(|(_, e)| e)?);
-                    }
-                    None => {
-                        // No pidfds: nothing to sleep on.
-                        if let Some(status) = self.inner.poll()? {
-                            return Ok(status);
-                        }
-                        ::tokio::time::sleep(nap).await;
-                        nap = (nap * 2).min(POLL_MAX);
-                        continue;
-                    }
-                }
-            }
-            if let Some(exit) = &self.exit {
+                ::tokio::time::sleep(nap).await;
+                nap = (nap * 2).min(POLL_MAX);
+                continue;
+            };
+            let exit = reactor::register(pidfd, Interest::READABLE).map_err(|(_, e)| e)?;
+            loop {
                 let mut ready = exit.readable().await?;
                 // A pidfd turns readable when the process exits and stays so.
                 if let Some(status) = self.inner.poll()? {
@@ -273,7 +249,6 @@ impl From<Popen> for Child {
             stdin: popen.stdin.take().map(ChildStdin::from_sync),
             stdout: popen.stdout.take().map(ChildStdout::from_sync),
             stderr: popen.stderr.take().map(ChildStderr::from_sync),
-            exit: None,
             kill_on_drop: false,
             comm: None,
             inner: popen,
@@ -286,8 +261,8 @@ impl Drop for Child {
         if self.kill_on_drop && matches!(self.inner.poll(), Ok(None)) {
             let _ = self.inner.kill();
         }
-        // The fields drop next: pipes, the registration, then the handle, which reaps the
-        // child or hands it to the reaper.
+        // The fields drop next: the pipes, then the handle, which reaps the child or hands it
+        // to the reaper.
     }
 }
 
