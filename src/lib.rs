@@ -57,6 +57,8 @@ mod stdio;
 mod sys;
 pub mod testing;
 mod text;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::Command;
