@@ -45,6 +45,7 @@ mod communicate;
 mod error;
 mod lines;
 mod outcome;
+mod pipeline;
 mod popen;
 pub mod posix_spawn;
 mod reaper;
@@ -55,6 +56,7 @@ mod status;
 mod stdio;
 mod sys;
 mod text;
+mod wait_set;
 
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::{Command, SignalMask};
@@ -63,6 +65,10 @@ pub use error::{SpawnError, Step};
 pub use lines::Lines;
 pub use outcome::{
     CalledProcessError, CommunicateError, LimitExceeded, Output, RunError, TimeoutExpired,
+};
+pub use pipeline::{
+    Pipeline, PipelineChild, PipelineError, PipelineErrorKind, PipelineOutput, PipelineStatus,
+    StageCommand, StageReport,
 };
 pub use popen::Popen;
 pub use reaper::pending_orphans;
@@ -75,6 +81,7 @@ pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;
 pub use text::{translate_newlines, DecodeError, Stream, Text};
+pub use wait_set::{wait_all, wait_any, Interest, Ready, Token, WaitSet, Waitable};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -36,12 +36,12 @@ use crate::text::{DecodeError, Stream, Text};
 /// ```
 #[derive(Clone, Debug)]
 pub struct RunOptions<'a> {
-    capture: [bool; 2],
-    input: Option<Cow<'a, [u8]>>,
-    timeout: Option<Duration>,
-    check: bool,
-    grace: Duration,
-    capture_opts: CaptureOptions,
+    pub(crate) capture: [bool; 2],
+    pub(crate) input: Option<Cow<'a, [u8]>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) check: bool,
+    pub(crate) grace: Duration,
+    pub(crate) capture_opts: CaptureOptions,
 }
 
 impl Default for RunOptions<'_> {
