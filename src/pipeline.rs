@@ -75,13 +75,13 @@ pub struct Pipeline<'a> {
 pub struct StageCommand<'a>(StageInner<'a>);
 
 enum StageInner<'a> {
-    Owned(Command),
+    Owned(Box<Command>),
     Borrowed(&'a mut Command),
 }
 
 impl From<Command> for StageCommand<'_> {
     fn from(cmd: Command) -> Self {
-        StageCommand(StageInner::Owned(cmd))
+        StageCommand(StageInner::Owned(Box::new(cmd)))
     }
 }
 
