@@ -265,7 +265,7 @@ impl<'a> Pipeline<'a> {
                     pipe_size,
                 ) {
                     Ok(p) => Some(p),
-                    Err(e) => return Err(self.abort(started, i, e)),
+                    Err(e) => return Err(self.abort(started, group, i, e)),
                 }
             } else {
                 None
@@ -293,7 +293,7 @@ impl<'a> Pipeline<'a> {
                 }
                 Err(e) => {
                     drop(read_end);
-                    return Err(self.abort(started, i, e));
+                    return Err(self.abort(started, group, i, e));
                 }
             }
         }
@@ -339,8 +339,14 @@ impl<'a> Pipeline<'a> {
 
     /// After stage `failed` could not start: stops and reaps the stages started before it
     /// (their pipe ends are already closed) and builds the error.
-    fn abort(&self, started: Vec<Popen>, failed: usize, error: SpawnError) -> PipelineError {
-        stop_stages(&started, SPAWN_FAILURE_GRACE);
+    fn abort(
+        &self,
+        started: Vec<Popen>,
+        group: Option<libc::pid_t>,
+        failed: usize,
+        error: SpawnError,
+    ) -> PipelineError {
+        stop_stages(&started, group, SPAWN_FAILURE_GRACE);
         let mut reports = self.reports(&started);
         for (r, child) in reports.iter_mut().zip(&started) {
             r.status = child.poll().ok().flatten();
@@ -559,9 +565,9 @@ fn join_group(pid: libc::pid_t, group: libc::pid_t) {
     let _ = sys::pgrp::setpgid(pid, group);
 }
 
-/// Lets `stages` end on their own for `grace`, then SIGTERM, `grace` more, SIGKILL; reaps them
-/// all.
-pub(crate) fn stop_stages(stages: &[Popen], grace: Duration) {
+/// Lets `stages` end on their own for `grace`, then SIGTERM, `grace` more, SIGKILL — each also
+/// to their own process `group`, if any, for the grandchildren in it; reaps them all.
+fn stop_stages(stages: &[Popen], group: Option<libc::pid_t>, grace: Duration) {
     let deadline = Instant::now() + grace;
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         let deadline = if signal == libc::SIGTERM {
@@ -575,6 +581,7 @@ pub(crate) fn stop_stages(stages: &[Popen], grace: Duration) {
                 let _ = child.send_signal(signal);
             }
         }
+        handle::signal_group(group, signal);
     }
     for child in stages {
         let _ = child.wait();

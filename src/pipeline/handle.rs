@@ -196,6 +196,12 @@ impl PipelineChild {
         sys::pgrp::killpg(group, signal)
     }
 
+    /// Signals the pipeline's own group, if it has one, whether or not a stage is left: for
+    /// stopping it, right after its stages were signalled, when grandchildren may remain.
+    pub(crate) fn signal_own_group(&self, signal: i32) {
+        signal_group(self.group, signal);
+    }
+
     /// Sends SIGTERM to every stage not yet reaped.
     ///
     /// # Errors
@@ -212,5 +218,12 @@ impl PipelineChild {
     /// As [`send_signal`](Self::send_signal).
     pub fn kill(&self) -> io::Result<()> {
         self.send_signal(libc::SIGKILL)
+    }
+}
+
+/// Signals `group` (a pipeline's own group; never this process's).
+pub(crate) fn signal_group(group: Option<libc::pid_t>, signal: i32) {
+    if let Some(g) = group.filter(|&g| g != sys::pgrp::getpgrp()) {
+        let _ = sys::pgrp::killpg(g, signal);
     }
 }

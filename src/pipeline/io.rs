@@ -381,10 +381,8 @@ impl Pump<'_> {
     fn stop(&mut self, child: &PipelineChild, grace: Duration) {
         let stages = child.stages();
         let signal_all = |signal| {
-            if child.process_group().is_some() {
-                let _ = child.send_signal_group(signal);
-            }
             let _ = child.send_signal(signal);
+            child.signal_own_group(signal);
         };
         self.stdin = None;
         if !grace.is_zero() {
