@@ -17,5 +17,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+cargo run -q --example pipeline
+cargo run -q --example wait_any
 bash scripts/bench-smoke.sh
 bash scripts/test-python.sh
