@@ -20,6 +20,11 @@
 //! [`getoutput`], [`getstatusoutput`], whose timeouts always return, even when a grandchild
 //! holds the pipes. Below it, [`posix_spawn`] is a safe `posix_spawn` layer of its own.
 //!
+//! On top of those: [`Pipeline`]s (`a | b | c`, [`Command::pipe`]) with every stage's status
+//! ([`PipelineStatus`]: `last`, `pipefail`, `all_success`), one deadline and one poll loop for
+//! the whole pipeline; and [`wait_any`], [`wait_all`] and [`WaitSet`] to wait on many children
+//! (and the caller's own descriptors) at once, over pidfds.
+//!
 //! ```
 //! use popen::{Command, Stdio};
 //! use std::io::Read;
@@ -81,7 +86,9 @@ pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;
 pub use text::{translate_newlines, DecodeError, Stream, Text};
-pub use wait_set::{wait_all, wait_any, Interest, Ready, Token, WaitSet, Waitable};
+pub use wait_set::{wait_all, wait_any, Waitable};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use wait_set::{Interest, Ready, Token, WaitSet};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
