@@ -1,6 +1,6 @@
 //! Audit hooks: called before every spawn, like CPython's `sys.audit("subprocess.Popen", …)`.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::command::Command;
 use crate::error::{SpawnError, Step};
+use crate::spawn::env::EnvBlock;
 use crate::spawn::prepare::Prepared;
 
 type Hook = Arc<dyn Fn(&AuditEvent<'_>) -> io::Result<()> + Send + Sync>;
@@ -21,7 +22,7 @@ pub struct AuditEvent<'a> {
     executable: &'a OsStr,
     args: &'a [OsString],
     cwd: Option<&'a OsStr>,
-    env: Option<&'a [CString]>,
+    env: Option<&'a EnvBlock>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -44,8 +45,7 @@ impl<'a> AuditEvent<'a> {
     /// parent's unchanged.
     pub fn env(&self) -> Option<impl Iterator<Item = (&'a OsStr, &'a OsStr)>> {
         self.env.map(|vars| {
-            vars.iter().map(|kv| {
-                let b = kv.to_bytes();
+            vars.entries().map(|b| {
                 let eq = b
                     .iter()
                     .skip(1)
@@ -97,7 +97,7 @@ pub(crate) fn check(cmd: &Command, prep: &Prepared) -> Result<(), SpawnError> {
         executable: prep.program_path(),
         args: &cmd.argv,
         cwd: prep.cwd_path(),
-        env: prep.envp.as_ref().map(|e| e.strings()),
+        env: (!prep.env_inherited).then_some(&prep.envp),
     })
 }
 
@@ -111,7 +111,7 @@ pub(crate) fn check_raw(
     executable: &OsStr,
     args: &[OsString],
     cwd: Option<&OsStr>,
-    env: Option<&[CString]>,
+    env: Option<&EnvBlock>,
 ) -> Result<(), SpawnError> {
     check_event(&AuditEvent {
         executable,

@@ -84,6 +84,7 @@ pub struct Command {
     pub(crate) uid: Option<u32>,
     pub(crate) gid: Option<u32>,
     pub(crate) extra_groups: Option<Vec<u32>>,
+    pub(crate) keep_supplementary_groups: bool,
     pub(crate) umask: Option<u32>,
     pub(crate) pipe_size: Option<usize>,
     pub(crate) hooks: Vec<Hook>,
@@ -141,6 +142,7 @@ impl Command {
             uid: None,
             gid: None,
             extra_groups: None,
+            keep_supplementary_groups: false,
             umask: None,
             pipe_size: None,
             hooks: Vec::new(),
@@ -305,6 +307,8 @@ impl Command {
     }
 
     /// Starts the child in a new session (`setsid`), which also makes it a process-group leader.
+    /// It cannot be combined with [`process_group`](Self::process_group): [`spawn`](Self::spawn)
+    /// refuses the pair before any process exists.
     pub fn start_new_session(&mut self, on: bool) -> &mut Command {
         self.new_session = on;
         self
@@ -312,14 +316,68 @@ impl Command {
 
     /// Puts the child in process group `pgid` (`setpgid(0, pgid)`); `0` makes a new group led
     /// by the child. A negative value is refused by [`spawn`](Self::spawn).
+    ///
+    /// Only a group the child leads (`0`, or [`start_new_session`](Self::start_new_session)) is
+    /// the child's: [`Popen::process_group`](crate::Popen::process_group) names it, and
+    /// [`Popen::send_signal_group`](crate::Popen::send_signal_group) and a `run` timeout signal
+    /// all of it. A child that joins an existing group (say the caller's, `getpgrp()`) has no
+    /// group of its own there: `process_group` is `None`, and a group signal goes to the child
+    /// alone, never to the group it joined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let child = Command::new("sleep").arg("10").process_group(0).spawn()?;
+    /// assert_eq!(child.process_group(), Some(child.pid()));
+    /// child.send_signal_group(libc::SIGKILL)?;
+    /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
+    ///
+    /// // SAFETY: getpgrp only reads.
+    /// let ours = unsafe { libc::getpgrp() };
+    /// let joined = Command::new("true").process_group(ours).spawn()?;
+    /// assert_eq!(joined.process_group(), None);
+    /// joined.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
         self.process_group = Some(pgid);
         self
     }
 
     /// Runs the child as user `uid` (`setreuid`).
+    ///
+    /// # Supplementary groups
+    ///
+    /// The child's supplementary groups are, in this order of precedence:
+    ///
+    /// - the list given to [`extra_groups`](Self::extra_groups), if any (`setgroups`);
+    /// - none at all, when this process runs as root (effective uid 0) and a `uid` is set: the
+    ///   child drops root's groups (`setgroups(0, NULL)`), as the standard library's
+    ///   `CommandExt::uid` does, so a child run as another user is not left in groups such as
+    ///   `root`, `adm` or `sudo`;
+    /// - this process's groups, unchanged, otherwise, or when
+    ///   [`keep_supplementary_groups`](Self::keep_supplementary_groups) asks for them (CPython's
+    ///   `subprocess` behaviour: no `setgroups` unless `extra_groups` is given).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // As root: the child runs as nobody, in no supplementary group.
+    /// let status = popen::Command::new("id").uid(65534).gid(65534).spawn()?.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn uid(&mut self, uid: u32) -> &mut Command {
         self.uid = Some(uid);
+        self
+    }
+
+    /// Keeps this process's supplementary groups in a child given a [`uid`](Self::uid) without
+    /// [`extra_groups`](Self::extra_groups), instead of dropping them when this process runs as
+    /// root (default `false`). CPython's `subprocess` keeps them; see [`uid`](Self::uid).
+    pub fn keep_supplementary_groups(&mut self, on: bool) -> &mut Command {
+        self.keep_supplementary_groups = on;
         self
     }
 
@@ -329,7 +387,9 @@ impl Command {
         self
     }
 
-    /// Sets the child's supplementary groups (`setgroups`; an empty list clears them).
+    /// Sets the child's supplementary groups (`setgroups`; an empty list clears them). Without
+    /// it, a child given a [`uid`](Self::uid) by a root parent has none (the rules are on
+    /// [`uid`](Self::uid)).
     pub fn extra_groups(&mut self, groups: impl IntoIterator<Item = u32>) -> &mut Command {
         self.extra_groups = Some(groups.into_iter().collect());
         self
@@ -385,12 +445,19 @@ impl Command {
     /// Runs `hook` in the child after every other setup step and before descriptors are closed
     /// and the program is executed. Several hooks run in the order they were added. An error
     /// from a hook aborts the spawn with [`Step::PreExecHook`](crate::Step::PreExecHook). A hook
-    /// forces the `fork` path.
+    /// forces the `fork` path. The child runs it with every caught signal handler of this
+    /// process reset to its default, so no handler of the parent's runs in the child.
+    ///
+    /// A hook that panics ends the child at once, without running the program's panic hook
+    /// (which takes locks another thread may have held at the fork), and the spawn fails with
+    /// [`Step::PreExecHook`](crate::Step::PreExecHook). This holds while the panic hook in
+    /// place is the one the first spawn with a pre-exec hook installed: a program that replaces
+    /// the panic hook after that loses it.
     ///
     /// # Safety
     ///
     /// The hook runs in a forked copy of a possibly multi-threaded process: it may only call
-    /// async-signal-safe functions (no allocation, no locks), and must not panic.
+    /// async-signal-safe functions (no allocation, no locks).
     #[allow(unsafe_code)]
     pub unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut Command
     where
@@ -443,7 +510,9 @@ impl Command {
     /// # Errors
     ///
     /// A [`SpawnError`] naming the step that failed. Bad input (an empty argv, a NUL byte, a
-    /// negative process group, too many groups) is refused before any descriptor or process is
+    /// negative process group, a process group with a new session, too many groups, a passed
+    /// or redirected descriptor that is not open, with [`Step::PassFds`](crate::Step::PassFds)
+    /// or [`Step::Dup2`](crate::Step::Dup2)) is refused before any descriptor or process is
     /// created; a failure in the child is reported after the child has been reaped and every
     /// descriptor made for it closed.
     pub fn spawn(&mut self) -> Result<Popen, SpawnError> {

@@ -45,17 +45,20 @@ use std::path::{Path, PathBuf};
 pub use attr::SpawnAttr;
 pub use ext::Extension;
 pub use file_actions::{FileAction, FileActions};
-pub(crate) use raw::{environ, spawn_raw};
+pub(crate) use raw::spawn_raw;
 
 use crate::audit;
 use crate::error::{SpawnError, Step};
 use crate::popen::Popen;
 use crate::reaper;
-use crate::spawn::prepare::CStringArray;
+use crate::spawn::env::EnvBlock;
+use crate::spawn::interpreter::explain_enoent;
+use crate::spawn::prepare::{exec_candidates, CStringArray};
 use crate::spawn::{SpawnPath, Started};
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
-/// entries (`None`: this process's environment at the time of the call), after `actions`
+/// entries (`None`: a snapshot of this process's environment, taken before the child exists,
+/// so a thread changing it meanwhile cannot hand the child a half-changed one), after `actions`
 /// and with `attr`. `path` is not searched for in `PATH`; a relative path is resolved from the
 /// child's working directory.
 ///
@@ -102,9 +105,11 @@ pub fn spawn<S: AsRef<OsStr>>(
     start(path.as_ref(), argv, env, actions, attr, false)
 }
 
-/// Starts `file` with `posix_spawnp`: like [`spawn`], but a name without a slash is searched
-/// for in the directories of this process's `PATH` (`/bin:/usr/bin` where it is unset), not
-/// in the `PATH` of `env`.
+/// Starts `file` as `posix_spawnp` does: like [`spawn`], but a name without a slash is
+/// searched for in the directories of this process's `PATH` (`/bin:/usr/bin` where it is
+/// unset), not in the `PATH` of `env`. The search runs in this process, not in the child (the
+/// C library's would read `PATH` there, racing with a thread that changes the environment),
+/// trying each directory with `posix_spawn`.
 ///
 /// # Errors
 ///
@@ -163,7 +168,14 @@ fn start<S: AsRef<OsStr>>(
     let c_program = cstring("program", program)?;
     let c_argv = cstring_array("argument", argv)?;
     let c_env = env
-        .map(|e| cstring_array("environment entry", e))
+        .map(|e| {
+            EnvBlock::from_entries(e).map_err(|i| {
+                let entry = e[i].as_ref();
+                SpawnError::invalid(format!(
+                    "environment entry {i} contains a NUL byte: {entry:?}"
+                ))
+            })
+        })
         .transpose()?;
     if audit::enabled() {
         let args: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
@@ -171,24 +183,100 @@ fn start<S: AsRef<OsStr>>(
             FileAction::Chdir(dir) => Some(OsStr::from_bytes(dir.to_bytes())),
             _ => None,
         });
-        audit::check_raw(program, &args, cwd, c_env.as_ref().map(|e| e.strings()))?;
+        audit::check_raw(program, &args, cwd, c_env.as_ref())?;
     }
-    let envp = c_env.as_ref().map_or_else(environ, |e| e.as_ptr());
-    // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
-    // (or the C library, for environ) keep alive during the call.
-    #[allow(unsafe_code)]
-    let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
-    let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let group = if attr.has_setsid() {
-        Some(pid)
-    } else {
-        attr.pgroup().map(|g| if g == 0 { pid } else { g })
+    // Without an environment of the caller's, the child gets a snapshot of this process's,
+    // taken under the standard library's environment lock: the C library's `environ`, read
+    // by the child itself, may be half-changed by another thread's `std::env::set_var`.
+    let inherited;
+    let envp = match &c_env {
+        Some(e) => e.as_ptr(),
+        None => {
+            inherited = EnvBlock::snapshot();
+            inherited.as_ptr()
+        }
     };
-    // The handle opens a pidfd when it first needs one.
-    let started = Started { pid };
+    // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
+    // (or `inherited`) keep alive during the call.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        if search && !program.is_empty() && !program.as_bytes().contains(&b'/') {
+            spawn_in_path(program, c_argv.as_ptr(), envp, actions, attr)
+        } else {
+            // posix_spawnp with a slash (or nothing) in the name is posix_spawn.
+            spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr)
+        }
+    };
+    let pid = result.map_err(|e| failure(program, search, actions, e))?;
+    let group = crate::spawn::led_group(attr.has_setsid(), attr.pgroup(), pid);
+    // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
+    // still ours (it may have exited and been reaped already where SIGCHLD is ignored; the
+    // handle then reports its status as unavailable).
+    let started = Started::new(pid, None).with_pidfd(true);
     let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
     popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
     Ok(popen)
+}
+
+/// `posix_spawnp`'s search of `PATH`, done in the parent: the C library's reads `PATH` with
+/// `getenv` in the child, which shares this process's memory while another thread may be
+/// changing the environment. Each directory of this process's `PATH` (`/bin:/usr/bin` where it
+/// is unset) is tried in order, as the C library's `execvpe` does: after `EACCES` or a "not
+/// there" error the search goes on, any other error ends it, and the error of a search that
+/// found nothing is `EACCES` if one was seen, else the last one.
+///
+/// # Safety
+///
+/// As [`spawn_raw`]: `argv` and `envp` are NULL-terminated arrays of C strings that stay valid
+/// for the call.
+#[allow(unsafe_code)]
+unsafe fn spawn_in_path(
+    program: &OsStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    actions: &FileActions,
+    attr: &SpawnAttr,
+) -> io::Result<libc::pid_t> {
+    // Read under the standard library's environment lock.
+    let path = std::env::var_os("PATH");
+    let candidates = exec_candidates(program, path.as_deref());
+    let several = candidates.len() > 1;
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for candidate in &candidates {
+        // Trying a path costs a process: skip the ones that surely are not there. A relative
+        // one is resolved in the child, after the file actions, so it is always tried.
+        let bytes = candidate.to_bytes();
+        if several
+            && bytes.starts_with(b"/")
+            && std::fs::symlink_metadata(OsStr::from_bytes(bytes)).is_err()
+        {
+            continue;
+        }
+        // SAFETY: per this function's contract.
+        match unsafe { spawn_raw(candidate, argv, envp, actions, attr) } {
+            Ok(pid) => return Ok(pid),
+            Err(e) => match e.raw_os_error() {
+                Some(
+                    errno @ (libc::EACCES
+                    | libc::ENOENT
+                    | libc::ENOTDIR
+                    | libc::ESTALE
+                    | libc::ENODEV
+                    | libc::ETIMEDOUT),
+                ) => {
+                    denied |= errno == libc::EACCES;
+                    last = errno;
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    Err(io::Error::from_raw_os_error(if denied {
+        libc::EACCES
+    } else {
+        last
+    }))
 }
 
 /// The typed error for a failed `posix_spawn`, its step judged from the parent.
@@ -213,7 +301,18 @@ fn failure(program: &OsStr, search: bool, actions: &FileActions, error: io::Erro
     } else {
         Step::Spawn
     };
-    SpawnError::from_errno(step, errno).with_path(program)
+    let err = SpawnError::from_errno(step, errno).with_path(program);
+    if step != Step::Exec || errno != libc::ENOENT {
+        return err;
+    }
+    let path = (search && !program.as_bytes().contains(&b'/'))
+        .then(|| std::env::var_os("PATH"))
+        .map(|p| p.unwrap_or_else(|| "/bin:/usr/bin".into()));
+    let candidates = exec_candidates(program, path.as_deref());
+    match explain_enoent(&candidates, cwd.as_deref().map(Path::as_os_str)) {
+        Some(missing) => err.with_missing_interpreter(missing),
+        None => err,
+    }
 }
 
 /// The child's working directory and descriptors as the parent can name them, after the file

@@ -16,19 +16,19 @@ use std::time::{Duration, Instant};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use set::{Interest, Ready, Token, WaitSet};
 
-use crate::pipeline::PipelineChild;
 use crate::popen::Popen;
 use crate::sys;
 
 /// Without pidfds, how often a child is polled for its exit.
 pub(crate) const NO_PIDFD_POLL: Duration = Duration::from_millis(20);
 
-mod sealed {
+pub(crate) mod sealed {
+    /// Keeps [`Waitable`](super::Waitable) to the crate's own handles.
     pub trait Sealed {}
 }
 
 /// Something that ends when all of its processes have exited: a [`Popen`] or a
-/// [`PipelineChild`] (or a reference or box of one).
+/// [`PipelineChild`](crate::PipelineChild) (or a reference or box of one).
 pub trait Waitable: sealed::Sealed {
     /// The handles of its processes.
     fn processes(&self) -> &[Popen];
@@ -52,13 +52,6 @@ impl sealed::Sealed for Popen {}
 impl Waitable for Popen {
     fn processes(&self) -> &[Popen] {
         std::slice::from_ref(self)
-    }
-}
-
-impl sealed::Sealed for PipelineChild {}
-impl Waitable for PipelineChild {
-    fn processes(&self) -> &[Popen] {
-        self.stages()
     }
 }
 
@@ -94,7 +87,7 @@ enum Proc {
 /// already ended counts: remove the children already handled before calling again.
 ///
 /// The ended child is reaped and its status cached in its handle ([`Popen::poll`] and
-/// [`PipelineChild::poll`] then return it). One `poll(2)` over the pidfds of the processes
+/// [`PipelineChild::poll`](crate::PipelineChild::poll) then return it). One `poll(2)` over the pidfds of the processes
 /// still running: no thread, no CPU while nothing happens. For large sets waited on again and
 /// again, [`WaitSet`] costs less per exit.
 ///

@@ -507,10 +507,15 @@ fn check_streams(path: SpawnPath, redirects: [Redirect; 3], what: &str) {
         ((0..3).map(|fd| fd_link(pid, fd)).collect(), others)
     };
     // The spawn returned after the exec, but the program's start-up (the dynamic loader,
-    // locale files) opens and closes files for a moment, on the lowest free numbers: wait for
-    // that to pass. A descriptor wrongly placed or leaked by the spawn would stay.
+    // locale files) opens and closes files for a moment, on the lowest free numbers: wait
+    // until `sleep` sleeps (its system call is `clock_nanosleep`), when start-up is over. A
+    // descriptor wrongly placed or leaked by the spawn would stay.
+    let sleeping = format!("{} ", libc::SYS_clock_nanosleep);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while actual() != (expected.clone(), Vec::new()) && Instant::now() < deadline {
+    while !std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .is_ok_and(|s| s.starts_with(&sleeping))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(actual(), (expected, Vec::new()), "{what}: fds 0–2, others");

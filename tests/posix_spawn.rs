@@ -4,6 +4,8 @@
 //! Tests that change process-wide state (ids, signal dispositions, `PATH`, simulated missing
 //! extensions) run again alone in a fresh copy of this test binary (see [`scenario`]).
 
+mod common;
+
 use popen::posix_spawn::{self, Extension, FileAction, FileActions, SpawnAttr};
 use popen::{Command, ExitStatus, SigSet, SpawnPath, Step};
 use std::ffi::CString;
@@ -100,12 +102,10 @@ fn bit(signal: i32) -> u64 {
 /// Runs the test `name` again, alone, in a fresh copy of this test binary where
 /// [`in_scenario`] is true, and asserts that it passed there.
 fn scenario(name: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let status = std::process::Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POPEN_PS_SCENARIO", name)
-        .status()
-        .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env("POPEN_PS_SCENARIO", name);
+    let status = common::run_captured(name, &mut cmd, |_| {});
     assert!(status.success(), "scenario {name}: {status}");
 }
 
@@ -699,14 +699,8 @@ fn the_wrappers_are_send_and_sync() {
 fn audit_hooks_see_posix_spawn_layer_spawns() {
     // Runs alone in a fresh process: audit hooks are process-wide.
     const NAME: &str = "audit_hooks_see_posix_spawn_layer_spawns";
-    if std::env::var("POPEN_TEST_SCENARIO").as_deref() != Ok(NAME) {
-        let status = popen::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--test-threads=1"])
-            .env("POPEN_TEST_SCENARIO", NAME)
-            .spawn()
-            .unwrap()
-            .wait()
-            .unwrap();
+    if !common::in_scenario(NAME) {
+        let status = common::run_scenario(NAME, |_| {});
         assert!(status.success(), "{status}");
         return;
     }

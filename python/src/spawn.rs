@@ -122,7 +122,8 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.gid(gid);
     }
     if let Some(uid) = req.uid {
-        cmd.uid(uid);
+        // CPython calls setgroups only when extra_groups is given.
+        cmd.uid(uid).keep_supplementary_groups(true);
     }
     if req.umask >= 0 {
         cmd.umask(req.umask as u32);

@@ -67,7 +67,7 @@ pub enum PipelineErrorKind {
 /// ```
 #[derive(Debug)]
 pub struct PipelineError {
-    kind: PipelineErrorKind,
+    kind: Box<PipelineErrorKind>,
     /// Every stage, stage 0 first; stages that never started have no pid.
     pub stages: Vec<StageReport>,
     /// The last stage's stdout read before the failure (when it was captured).
@@ -81,7 +81,7 @@ impl PipelineError {
         stdout: Vec<u8>,
     ) -> PipelineError {
         PipelineError {
-            kind,
+            kind: Box::new(kind),
             stages,
             stdout,
         }
@@ -94,7 +94,7 @@ impl PipelineError {
 
     /// The stage at fault, where one is (spawn failure, failed check, exceeded cap).
     pub fn stage(&self) -> Option<usize> {
-        match self.kind {
+        match *self.kind {
             PipelineErrorKind::Spawn { stage, .. }
             | PipelineErrorKind::Failed { stage, .. }
             | PipelineErrorKind::LimitExceeded { stage, .. } => Some(stage),
@@ -126,7 +126,7 @@ impl PipelineError {
 
 impl fmt::Display for PipelineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match &*self.kind {
             PipelineErrorKind::Spawn { stage, error } => {
                 write!(f, "{} could not start: {error}", self.stage_label(*stage))?;
             }
@@ -166,7 +166,7 @@ impl fmt::Display for PipelineError {
 
 impl Error for PipelineError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match &self.kind {
+        match &*self.kind {
             PipelineErrorKind::Spawn { error, .. } => Some(error),
             PipelineErrorKind::Io(e) => Some(e),
             _ => None,
@@ -176,7 +176,7 @@ impl Error for PipelineError {
 
 impl From<PipelineError> for io::Error {
     fn from(e: PipelineError) -> io::Error {
-        let kind = match &e.kind {
+        let kind = match &*e.kind {
             PipelineErrorKind::Spawn { error, .. } => error.kind(),
             PipelineErrorKind::Timeout { .. } => io::ErrorKind::TimedOut,
             PipelineErrorKind::Io(io) => io.kind(),

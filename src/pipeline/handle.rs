@@ -227,3 +227,11 @@ pub(crate) fn signal_group(group: Option<libc::pid_t>, signal: i32) {
         let _ = sys::pgrp::killpg(g, signal);
     }
 }
+
+impl crate::wait_set::sealed::Sealed for PipelineChild {}
+
+impl crate::wait_set::Waitable for PipelineChild {
+    fn processes(&self) -> &[Popen] {
+        self.stages()
+    }
+}

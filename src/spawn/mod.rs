@@ -6,7 +6,9 @@
 
 pub(crate) mod child;
 mod clone_vfork;
+pub(crate) mod env;
 mod fork;
+pub(crate) mod interpreter;
 mod posix;
 pub(crate) mod prepare;
 pub(crate) mod report;
@@ -26,6 +28,47 @@ use prepare::{FdPlan, Prepared};
 /// A started child, before it is wrapped in a [`Popen`].
 pub(crate) struct Started {
     pub(crate) pid: libc::pid_t,
+    /// Made with the child (`CLONE_PIDFD`) or opened right after it started; `None` where the
+    /// kernel has no pidfds or the descriptor table is full.
+    pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
+    /// Seen gone before its pidfd could be opened: reaped elsewhere, its status lost.
+    pub(crate) reaped_elsewhere: bool,
+}
+
+impl Started {
+    /// A child that runs, with its pidfd if it has one yet. Without one it is opened now. On
+    /// the posix_spawn path the child cannot have been reaped (hence its pid recycled) yet:
+    /// that path is not taken while the kernel reaps children itself (SIGCHLD ignored or
+    /// `SA_NOCLDWAIT`). On the fork path (`checked`) that is so only for a child with user
+    /// hooks, so the pidfd is checked to name a child of ours (see
+    /// `sys::pidfd::fork_with_pidfd`). A failure (`EMFILE`) leaves it to the handle, which
+    /// retries.
+    pub(crate) fn with_pidfd(self, checked: bool) -> Started {
+        if self.pidfd.is_some() {
+            return self;
+        }
+        let pidfd = if checked {
+            sys::pidfd::pidfd_open_child(self.pid)
+        } else {
+            sys::pidfd::pidfd_open(self.pid)
+        };
+        match pidfd {
+            Ok(pidfd) => Started { pidfd, ..self },
+            Err(e) => Started {
+                reaped_elsewhere: checked && e.raw_os_error() == Some(libc::ESRCH),
+                ..self
+            },
+        }
+    }
+
+    /// A child just started, with its pidfd if it was made with it.
+    pub(crate) fn new(pid: libc::pid_t, pidfd: Option<std::os::fd::OwnedFd>) -> Started {
+        Started {
+            pid,
+            pidfd,
+            reaped_elsewhere: false,
+        }
+    }
 }
 
 pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
@@ -44,16 +87,14 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
         ));
     }
     let fds = prepare::plan_fds(cmd)?;
-    let started = match choice.path() {
+    let path = pinned_path(cmd, choice.path());
+    let started = match path {
         SpawnPath::PosixSpawn => posix::spawn(cmd, &prep, &fds)?,
-        SpawnPath::CloneVfork => clone_vfork::spawn(cmd, &prep, &fds)?,
+        SpawnPath::CloneVfork => clone_vfork_spawn(cmd, &prep, &fds)?,
         SpawnPath::Fork => fork::spawn(cmd, &prep, &fds)?,
-    };
-    let group = match (cmd.new_session, cmd.process_group) {
-        (true, _) | (false, Some(0)) => Some(started.pid),
-        (false, Some(g)) => Some(g),
-        (false, None) => None,
-    };
+    }
+    .with_pidfd(path == SpawnPath::Fork);
+    let group = led_group(cmd.new_session, cmd.process_group, started.pid);
     let FdPlan {
         keep_alive,
         stdin,
@@ -63,9 +104,62 @@ pub(crate) fn spawn(cmd: &mut Command) -> Result<Popen, SpawnError> {
     } = fds;
     // The child has its copies now: close ours, so the child sees EOF when we drop our ends.
     drop(keep_alive);
-    let mut popen = Popen::from_parts(started, choice.path(), group, stdin, stdout, stderr);
+    let mut popen = Popen::from_parts(started, path, group, stdin, stdout, stderr);
     popen.set_args(cmd.argv.clone());
     Ok(popen)
+}
+
+/// The path to take instead of `posix_spawn` while the kernel reaps children itself (SIGCHLD
+/// ignored or `SA_NOCLDWAIT`): the C library's `posix_spawn` gives no pidfd, and a child that
+/// exits at once may be reaped, and its pid recycled, before one could be opened. The
+/// vfork-style child honours every option `posix_spawn` does and gets its pidfd with the child;
+/// where it cannot run, the fork path does the same. The check costs one system call, and only
+/// on this path: the automatic choice on Linux is the vfork-style child.
+fn pinned_path(cmd: &Command, path: SpawnPath) -> SpawnPath {
+    if path != SpawnPath::PosixSpawn
+        || sys::pidfd::known_unsupported()
+        || !sys::wait::children_reaped_by_kernel()
+    {
+        return path;
+    }
+    if strategy::vfork_possible(cmd) {
+        SpawnPath::CloneVfork
+    } else {
+        SpawnPath::Fork
+    }
+}
+
+/// The vfork-style spawn, with the pidfd made with the child. With a full descriptor table
+/// (`EMFILE`, `ENFILE`) that fails before any child exists: the child is started without one
+/// then (the handle opens it when it can), as the other paths do — except while the kernel
+/// reaps children itself, where a child without a pidfd could not be told from a process that
+/// reuses its pid: the spawn fails then.
+fn clone_vfork_spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+    match clone_vfork::spawn(cmd, prep, fds, true) {
+        Err(e)
+            if e.step() == Step::Spawn
+                && matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                && !sys::wait::children_reaped_by_kernel() =>
+        {
+            clone_vfork::spawn(cmd, prep, fds, false)
+        }
+        other => other,
+    }
+}
+
+/// The process group the child leads (its id is the child's pid), if it made one: a new session
+/// or `process_group(0)`. A group the child merely joined is not recorded: it is not the
+/// child's, and may be the caller's own.
+pub(crate) fn led_group(
+    new_session: bool,
+    process_group: Option<libc::pid_t>,
+    pid: libc::pid_t,
+) -> Option<libc::pid_t> {
+    match (new_session, process_group) {
+        (true, _) => Some(pid),
+        (false, Some(g)) if g == 0 || g == pid => Some(pid),
+        _ => None,
+    }
 }
 
 /// The plan a vfork-style or forked child follows.
@@ -79,7 +173,7 @@ fn child_plan<'a>(
 ) -> ChildPlan<'a> {
     ChildPlan {
         argv: prep.argv.as_ptr(),
-        envp: prep.envp.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+        envp: prep.envp.as_ptr(),
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
@@ -109,20 +203,33 @@ fn finish(
     prep: &Prepared,
     report: std::io::Result<Option<(Step, i32)>>,
     pid: libc::pid_t,
+    pidfd: Option<std::os::fd::OwnedFd>,
 ) -> Result<Started, SpawnError> {
     match report {
-        // The handle opens a pidfd when it first needs one.
-        Ok(None) => Ok(Started { pid }),
+        Ok(None) => Ok(Started::new(pid, pidfd)),
         Ok(Some((step, errno))) if cmd.keep_failed_child => {
             Err(step_error(prep, step, errno).with_pid(pid))
         }
         Ok(Some((step, errno))) => {
-            let _ = sys::wait::waitpid_blocking(pid);
+            reap_failed(pid, pidfd);
             Err(step_error(prep, step, errno))
         }
         Err(e) => {
-            let _ = sys::wait::waitpid_blocking(pid);
+            reap_failed(pid, pidfd);
             Err(SpawnError::new(Step::Spawn, e))
+        }
+    }
+}
+
+/// Reaps a child that could not exec: through its pidfd where there is one, as the kernel may
+/// have reaped it already (SIGCHLD ignored) and its pid be another's.
+fn reap_failed(pid: libc::pid_t, pidfd: Option<std::os::fd::OwnedFd>) {
+    match pidfd {
+        Some(fd) => {
+            let _ = sys::wait::waitid_pidfd(std::os::fd::AsFd::as_fd(&fd), 0);
+        }
+        None => {
+            let _ = sys::wait::waitpid_blocking(pid);
         }
     }
 }
@@ -131,6 +238,14 @@ fn finish(
 fn step_error(prep: &Prepared, step: Step, errno: i32) -> SpawnError {
     let err = SpawnError::from_errno(step, errno);
     match step {
+        Step::Exec if errno == libc::ENOENT => {
+            let err = err.with_path(prep.program_path());
+            // Judged here, in the parent, once the child has reported.
+            match interpreter::explain_enoent(&prep.candidates, prep.cwd_path()) {
+                Some(missing) => err.with_missing_interpreter(missing),
+                None => err,
+            }
+        }
         Step::Exec => err.with_path(prep.program_path()),
         Step::Chdir => match prep.cwd_path() {
             Some(cwd) => err.with_path(cwd),

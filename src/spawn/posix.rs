@@ -45,10 +45,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         attr.setsigmask(mask).map_err(setup)?;
     }
 
-    let envp = prep
-        .envp
-        .as_ref()
-        .map_or_else(posix_spawn::environ, |e| e.as_ptr());
+    let envp = prep.envp.as_ptr();
     let mut saved = 0;
     let mut last = libc::ENOENT;
     let mut tried = false;
@@ -58,16 +55,15 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
             continue;
         }
         tried = true;
-        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` (or the C
-        // library, for environ) keeps alive during the call.
+        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` keeps alive
+        // during the call.
         #[allow(unsafe_code)]
-        let result = unsafe {
-            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr, false)
-        };
+        let result =
+            unsafe { posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr) };
         let errno = match result {
             Ok(pid) => {
-                // The handle opens a pidfd when it first needs one.
-                return Ok(Started { pid });
+                // The pidfd is opened by the caller.
+                return Ok(Started::new(pid, None));
             }
             Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
         };
@@ -174,6 +170,10 @@ fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Ste
     }
     if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0) {
         return Some(Step::Setpgid);
+    }
+    if errno == libc::EBADF {
+        // Checked before the spawn, but another thread may have closed one since.
+        return super::prepare::closed_descriptor(cmd, &prep.pass_fds).map(|(step, _)| step);
     }
     None
 }

@@ -1,10 +1,12 @@
-//! The parent prepares every byte the child needs: C strings, the argv and envp arrays, the
-//! list of paths to try, and the descriptor plan. This is the only place a spawn allocates.
+//! The parent prepares every byte the child needs: C strings, the argv array, the list of paths
+//! to try, and the descriptor plan (the envp is built by `spawn::env`). Only these two modules
+//! allocate for a spawn.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
+use super::env::{self, EnvBlock};
 use crate::command::{Command, SignalMask};
 use crate::error::{SpawnError, Step};
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, StdioKind};
@@ -13,7 +15,8 @@ use crate::sys::signal::SigSet;
 
 /// A NULL-terminated array of pointers into owned C strings.
 pub(crate) struct CStringArray {
-    strings: Vec<CString>,
+    /// What `ptrs` points into: only kept alive.
+    _strings: Vec<CString>,
     ptrs: Vec<*const libc::c_char>,
 }
 
@@ -29,15 +32,14 @@ impl CStringArray {
         let mut ptrs = Vec::with_capacity(strings.len() + 1);
         ptrs.extend(strings.iter().map(|s| s.as_ptr()));
         ptrs.push(std::ptr::null());
-        CStringArray { strings, ptrs }
+        CStringArray {
+            _strings: strings,
+            ptrs,
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *const *const libc::c_char {
         self.ptrs.as_ptr()
-    }
-
-    pub(crate) fn strings(&self) -> &[CString] {
-        &self.strings
     }
 }
 
@@ -58,8 +60,12 @@ pub(crate) struct FdPlan {
 /// Everything the spawn back-ends read. Built before any process exists.
 pub(crate) struct Prepared {
     pub(crate) argv: CStringArray,
-    /// `None`: the child inherits the parent's environment as it is at exec time.
-    pub(crate) envp: Option<CStringArray>,
+    /// The child's whole environment, always built here: a child that read the parent's
+    /// `environ` itself would race with a thread changing it (`std::env::set_var`).
+    pub(crate) envp: EnvBlock,
+    /// Whether `envp` is the parent's environment unchanged (audit hooks then see `None`, as
+    /// CPython's do).
+    pub(crate) env_inherited: bool,
     /// The paths to try with `execve`, in order.
     pub(crate) candidates: Vec<CString>,
     /// What error messages name as the program: `executable` or `argv[0]`.
@@ -93,7 +99,8 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = build_env(cmd)?;
+    let envp = env::build(cmd)?;
+    let env_inherited = !cmd.env_clear && cmd.env.is_empty();
     let program = cmd
         .executable
         .clone()
@@ -116,9 +123,9 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             let path = if program.as_bytes().contains(&b'/') {
                 None
             } else {
-                search_path(cmd)
+                search_path(&envp)
             };
-            exec_candidates(&program, path.as_deref())
+            exec_candidates(&program, path)
         }
     };
     let cwd = cmd.cwd.as_deref().map(|c| cstring("cwd", c)).transpose()?;
@@ -126,6 +133,13 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         if pgid < 0 {
             return Err(SpawnError::invalid(format!(
                 "process group {pgid} is negative"
+            )));
+        }
+        if cmd.new_session {
+            return Err(SpawnError::invalid(format!(
+                "start_new_session and process_group({pgid}) cannot be combined: the new \
+                 session's leader already leads a process group of its own, and a session \
+                 leader cannot change its process group (setpgid fails with EPERM)"
             )));
         }
     }
@@ -137,12 +151,19 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     }
     pass_fds.sort_unstable();
     pass_fds.dedup();
+    if let Some((step, fd)) = closed_descriptor(cmd, &pass_fds) {
+        return Err(SpawnError::from_errno(step, libc::EBADF).with_fd(fd));
+    }
     let groups = match &cmd.extra_groups {
         Some(g) => {
             if g.len() > ngroups_max() {
                 return Err(SpawnError::invalid(format!("too many groups: {}", g.len())));
             }
             Some(g.clone())
+        }
+        // Root's groups must not follow a child that runs as another user (see `Command::uid`).
+        None if cmd.uid.is_some() && !cmd.keep_supplementary_groups && euid_is_root() => {
+            Some(Vec::new())
         }
         None => None,
     };
@@ -196,6 +217,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     Ok(Prepared {
         argv: CStringArray::new(argv),
         envp,
+        env_inherited,
         candidates,
         program,
         cwd,
@@ -204,6 +226,31 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         rlimits,
         mask,
     })
+}
+
+/// The step a child would fail at because a descriptor it must use is not open in this process
+/// (closed, or out of the descriptor table's range): [`Step::PassFds`] for a passed one,
+/// [`Step::Dup2`] for a standard stream's. Checked here so that no child is started for it on
+/// any path: the vfork and fork children would only report it after they exist, and
+/// `posix_spawn` reports it as an errno that cannot be told from a failed exec.
+pub(crate) fn closed_descriptor(cmd: &Command, pass_fds: &[RawFd]) -> Option<(Step, RawFd)> {
+    if let Some(&fd) = pass_fds.iter().find(|&&fd| !sys::fd::is_open(fd)) {
+        return Some((Step::PassFds, fd));
+    }
+    [&cmd.stdin, &cmd.stdout, &cmd.stderr]
+        .into_iter()
+        .find_map(|s| match &s.0 {
+            StdioKind::Fd(fd) if !sys::fd::is_open(fd.as_raw_fd()) => Some(fd.as_raw_fd()),
+            _ => None,
+        })
+        .map(|fd| (Step::Dup2, fd))
+}
+
+fn euid_is_root() -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
 }
 
 fn ngroups_max() -> usize {
@@ -217,57 +264,9 @@ fn ngroups_max() -> usize {
     }
 }
 
-/// The environment the child gets, or `None` when it is the parent's, unchanged.
-fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
-    if !cmd.env_clear && cmd.env.is_empty() {
-        return Ok(None);
-    }
-    for (k, v) in &cmd.env {
-        if k.is_empty() || k.as_bytes()[1..].contains(&b'=') {
-            return Err(SpawnError::invalid(format!(
-                "invalid environment variable name: {k:?}"
-            )));
-        }
-        cstring("environment variable name", k)?;
-        if let Some(v) = v {
-            cstring("environment variable value", v)?;
-        }
-    }
-    let mut vars: Vec<(OsString, OsString)> = if cmd.env_clear {
-        Vec::new()
-    } else {
-        std::env::vars_os().collect()
-    };
-    for (k, v) in &cmd.env {
-        let slot = vars.iter().position(|(vk, _)| vk == k);
-        match (slot, v) {
-            (Some(i), Some(v)) => vars[i].1 = v.clone(),
-            (None, Some(v)) => vars.push((k.clone(), v.clone())),
-            (Some(i), None) => {
-                vars.remove(i);
-            }
-            (None, None) => {}
-        }
-    }
-    let strings = vars
-        .into_iter()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).map_err(|_| SpawnError::invalid("environment contains a NUL byte"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(CStringArray::new(strings)))
-}
-
-/// The `PATH` the child's program is searched in: the child's own if the command sets one.
-fn search_path(cmd: &Command) -> Option<OsString> {
-    match cmd.env.iter().find(|(k, _)| k == "PATH") {
-        Some((_, v)) => v.clone(),
-        None if cmd.env_clear => None,
-        None => std::env::var_os("PATH"),
-    }
+/// The `PATH` the child's program is searched in: the one in the child's environment.
+fn search_path(envp: &EnvBlock) -> Option<&OsStr> {
+    envp.get(b"PATH")
 }
 
 /// The paths to try for `program`, as CPython builds `executable_list`: the program itself if

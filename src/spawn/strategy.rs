@@ -191,6 +191,11 @@ fn vfork_refusal(cmd: &Command) -> Option<&'static str> {
     None
 }
 
+/// Whether the vfork-style child can run this command.
+pub(crate) fn vfork_possible(cmd: &Command) -> bool {
+    vfork_refusal(cmd).is_none()
+}
+
 fn refusal(path: SpawnPath, cmd: &Command) -> Option<&'static str> {
     match path {
         SpawnPath::PosixSpawn => posix_spawn_refusal(cmd),

@@ -33,6 +33,14 @@ pub(crate) fn dup_raw_cloexec_min(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> 
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// Whether `fd` is an open descriptor of this process (`fcntl(F_GETFD)` does not fail with
+/// `EBADF`).
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor table; any number may be asked about.
+    let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    ret != -1 || io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a live descriptor touch no memory of ours.

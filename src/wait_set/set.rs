@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::{Waitable, NO_PIDFD_POLL};
 #[cfg(doc)]
-use crate::pipeline::PipelineChild;
-#[cfg(doc)]
 use crate::popen::Popen;
 use crate::sys;
 
@@ -59,7 +57,7 @@ struct Entry<T> {
 /// `epoll(7)` and pidfds: a wait costs what became ready, not the size of the set, and the
 /// set sleeps without CPU until something happens.
 ///
-/// Children ([`Popen`], [`PipelineChild`], or references to them) are moved in with
+/// Children ([`Popen`], [`PipelineChild`](crate::PipelineChild), or references to them) are moved in with
 /// [`insert`](Self::insert) and come back out in [`Ready::Exited`], reaped, once they have
 /// ended — or with [`remove`](Self::remove). Descriptors the caller owns (a pipe, an eventfd
 /// used to cancel the wait from another thread, a socket) are watched with
