@@ -319,6 +319,13 @@ impl<'a> Pipeline<'a> {
         }
         let n = self.stages.len();
         for (i, cmd) in self.stages.iter().enumerate() {
+            if self.own_group && (cmd.new_session || cmd.process_group.is_some()) {
+                return Err(invalid(format!(
+                    "stage {} of {n} chooses its own session or process group, but the \
+                     pipeline puts every stage in one group",
+                    i + 1
+                )));
+            }
             if i > 0 && !matches!(cmd.stdin.0, StdioKind::Inherit) {
                 return Err(invalid(format!(
                     "stage {} of {n} sets its stdin, which the pipeline connects to stage {}",

@@ -388,3 +388,45 @@ fn input_capture_and_check_run_on_pipelines() {
     assert_eq!(out.stdout, b"CBA\n");
     assert_eq!(out.args[1], ["rev"]);
 }
+
+#[test]
+fn a_truncating_cap_counts_what_it_dropped() {
+    let out = sh("head -c 100000 /dev/zero; head -c 5000 /dev/zero >&2")
+        .pipe(Command::new("cat"))
+        .run(
+            &RunOptions::new()
+                .capture_output()
+                .stdout_limit(popen::CaptureLimit::Truncate(10))
+                .stderr_limit(popen::CaptureLimit::Truncate(100)),
+        )
+        .unwrap();
+    assert_eq!((out.stdout.len(), out.stdout_dropped), (10, 99_990));
+    assert_eq!((out.stderr[0].len(), out.stderr_dropped[0]), (100, 4900));
+    assert_eq!(out.stderr_dropped[1], 0);
+}
+
+#[test]
+fn a_stage_with_its_own_group_is_refused_in_a_grouped_pipeline() {
+    let err = Command::new("true")
+        .start_new_session(true)
+        .pipe(Command::new("cat"))
+        .process_group(true)
+        .spawn()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stage 1 of 2 chooses its own session"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pipeline_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pipeline<'static>>();
+    send_sync::<popen::PipelineChild>();
+    send_sync::<popen::PipelineError>();
+    send_sync::<popen::PipelineOutput>();
+    send_sync::<popen::WaitSet<popen::Popen>>();
+    send_sync::<popen::WaitSet<popen::PipelineChild>>();
+}

@@ -160,6 +160,8 @@ pub(crate) fn run_to_end(
             .map(|c| std::mem::take(&mut c.buf))
             .collect(),
         args: child.stages().iter().map(|c| c.args().to_vec()).collect(),
+        stdout_dropped: pump.out.dropped,
+        stderr_dropped: pump.errs.iter().map(|c| c.dropped).collect(),
     })
 }
 

@@ -163,4 +163,9 @@ pub struct PipelineOutput {
     pub stderr: Vec<Vec<u8>>,
     /// Every stage's arguments, stage 0 first.
     pub args: Vec<Vec<OsString>>,
+    /// Bytes of stdout read and dropped by a
+    /// [`CaptureLimit::Truncate`](crate::CaptureLimit::Truncate) cap.
+    pub stdout_dropped: u64,
+    /// Per stage, bytes of stderr read and dropped by a truncating cap.
+    pub stderr_dropped: Vec<u64>,
 }
