@@ -83,8 +83,9 @@ enum Proc {
 }
 
 /// Waits until one of `children` has ended (every process of it, for a pipeline) and returns
-/// its index; `None` if none has when `timeout` passes (`None`: no timeout). A child that had
-/// already ended counts: remove the children already handled before calling again.
+/// its index; `None` if none has when `timeout` passes (`None`: no timeout), or at once if
+/// `children` is empty. A child that had already ended counts: remove the children already
+/// handled before calling again.
 ///
 /// The ended child is reaped and its status cached in its handle ([`Popen::poll`] and
 /// [`PipelineChild::poll`](crate::PipelineChild::poll) then return it). One `poll(2)` over the pidfds of the processes
@@ -159,6 +160,13 @@ fn wait_one_shot<W: Waitable>(
     deadline: Option<Instant>,
     all: bool,
 ) -> io::Result<OneShot> {
+    if children.is_empty() {
+        // Nothing to wait for: all of none have ended, and none can be first.
+        return Ok(OneShot {
+            first: None,
+            all: true,
+        });
+    }
     let procs: Vec<(usize, &Popen)> = children
         .iter()
         .enumerate()

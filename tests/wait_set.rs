@@ -220,3 +220,12 @@ fn a_wait_set_of_three_hundred_children_reaps_every_one() {
     let zombies = zombie_children();
     assert!(pids.iter().all(|p| !zombies.contains(p)), "{zombies:?}");
 }
+
+#[test]
+fn nothing_to_wait_for_returns_at_once() {
+    let none: [Popen; 0] = [];
+    assert_eq!(wait_any(&none, None).unwrap(), None);
+    assert!(wait_all(&none, None).unwrap());
+    let mut set: WaitSet<Popen> = WaitSet::new().unwrap();
+    assert!(set.wait(None).unwrap().is_empty());
+}

@@ -237,7 +237,8 @@ impl<T: Waitable> WaitSet<T> {
     }
 
     /// Waits until at least one child has ended or one watched descriptor is ready, or
-    /// `timeout` passes (`None`: no timeout); returns everything found, empty on timeout.
+    /// `timeout` passes (`None`: no timeout); returns everything found, empty on timeout — or
+    /// at once when the set holds no child and watches no descriptor.
     ///
     /// # Errors
     ///
@@ -253,6 +254,9 @@ impl<T: Waitable> WaitSet<T> {
     /// As [`wait`](Self::wait).
     pub fn wait_deadline(&mut self, deadline: Option<Instant>) -> io::Result<Vec<Ready<T>>> {
         let mut out = Vec::new();
+        if self.children.is_empty() && self.fds.is_empty() {
+            return Ok(out);
+        }
         loop {
             for t in std::mem::take(&mut self.ended) {
                 if let Some(e) = self.children.remove(&t) {
