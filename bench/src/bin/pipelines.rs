@@ -10,8 +10,9 @@
 //! - `rate`: `echo hi | cat | cat` with stdout captured, started and finished back to back for
 //!   a fixed time: pipelines per second. Variants interleaved, order rotated per batch.
 //! - `cat`: 256 MiB fed from memory through `cat | cat` and captured: MB/s.
-//! - `wait`: N children (`sleep`, exiting in random order over one second after the last has
-//!   started), waited for until all are reaped: CPU time and context switches (wakeups) of
+//! - `wait`: N children (each `sh` waits for end of file on a shared gate pipe, then execs
+//!   `sleep` of a random length under one second; the gate opens once all have started),
+//!   waited for until all are reaped: CPU time and context switches (wakeups) of
 //!   this process per exit, for N = 100, 1,000, 10,000 as `RLIMIT_NOFILE` allows.
 //!
 //! Each table ends with a `target:` line: popen at least 1.0× the best peer (rate and MB/s:
@@ -277,42 +278,55 @@ struct WaitResult {
     wall: f64,
 }
 
-/// Sleep lengths: after `base`, spread at random over one second.
-fn sleep_args(n: usize, base: f64, seed: u64) -> Vec<String> {
+/// Sleep lengths, spread at random over one second.
+fn sleep_args(n: usize, seed: u64) -> Vec<String> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            format!("{:.3}", base + (x % 1000) as f64 / 1000.0)
+            format!("{:.3}", (x % 1000) as f64 / 1000.0)
         })
         .collect()
 }
 
+/// Each child waits for end of file on its stdin (the gate, one pipe shared by all), then
+/// sleeps its length: no child exits before the last has started and the clock runs.
+const GATE: &str = "read _; exec /bin/sleep \"$0\"";
+
 fn wait_run(v: &str, n: usize, seed: u64) -> io::Result<WaitResult> {
-    // Starting takes about 100-400 µs a child here; every child outlives the start of the last.
-    let base = 0.3 + n as f64 * 400e-6;
-    let args = sleep_args(n, base, seed);
+    let args = sleep_args(n, seed);
+    let (gate_r, gate_w) = std::io::pipe()?;
+    let gate_r = std::os::fd::OwnedFd::from(gate_r);
+    let popen_child = |a: &str| -> io::Result<Popen> {
+        Ok(Command::from_argv(["/bin/sh", "-c", GATE, a])
+            .stdin(gate_r.try_clone()?)
+            .spawn()?)
+    };
+    let std_child = |a: &str| -> io::Result<std::process::Child> {
+        std::process::Command::new("/bin/sh")
+            .args(["-c", GATE, a])
+            .stdin(gate_r.try_clone()?)
+            .spawn()
+    };
+    let open = |gate_w| {
+        drop(gate_w);
+        (Instant::now(), rusage())
+    };
     let early;
-    let before;
-    let wait_start;
+    let (wait_start, before);
     match v {
         "popen WaitSet" | "popen wait_any" => {
             let mut kids = Vec::with_capacity(n);
             for a in &args {
-                kids.push(Command::new("/bin/sleep").arg(a).spawn()?);
-            }
-            // Open every pidfd now, as a waiter that registers children does, before the clock.
-            for k in &kids {
-                let _ = k.pidfd();
+                kids.push(popen_child(a)?);
             }
             early = kids
                 .iter()
                 .filter(|k| matches!(k.poll(), Ok(Some(_))))
                 .count();
-            wait_start = Instant::now();
-            before = rusage();
+            (wait_start, before) = open(gate_w);
             if v == "popen WaitSet" {
                 let mut set: WaitSet<Popen> = WaitSet::new()?;
                 for k in kids {
@@ -336,7 +350,7 @@ fn wait_run(v: &str, n: usize, seed: u64) -> io::Result<WaitResult> {
         "thread per child" => {
             let (tx, rx) = std::sync::mpsc::channel();
             for a in &args {
-                let mut child = std::process::Command::new("/bin/sleep").arg(a).spawn()?;
+                let mut child = std_child(a)?;
                 let tx = tx.clone();
                 std::thread::Builder::new()
                     .stack_size(64 << 10)
@@ -346,8 +360,7 @@ fn wait_run(v: &str, n: usize, seed: u64) -> io::Result<WaitResult> {
             }
             drop(tx);
             early = 0;
-            wait_start = Instant::now();
-            before = rusage();
+            (wait_start, before) = open(gate_w);
             for _ in 0..n {
                 check(rx.recv().map_err(io::Error::other)??, v)?;
             }
@@ -355,11 +368,15 @@ fn wait_run(v: &str, n: usize, seed: u64) -> io::Result<WaitResult> {
         "polling" => {
             let mut kids = Vec::with_capacity(n);
             for a in &args {
-                kids.push(std::process::Command::new("/bin/sleep").arg(a).spawn()?);
+                kids.push(std_child(a)?);
             }
-            early = 0;
-            wait_start = Instant::now();
-            before = rusage();
+            // std caches a status try_wait found, so this reaps nothing twice.
+            early = kids
+                .iter_mut()
+                .map(|k| k.try_wait())
+                .filter(|r| matches!(r, Ok(Some(_))))
+                .count();
+            (wait_start, before) = open(gate_w);
             while !kids.is_empty() {
                 let mut i = 0;
                 while i < kids.len() {
@@ -394,7 +411,8 @@ fn wait_scenario(cfg: &Cfg) -> io::Result<()> {
     println!("\n### Waiting for N children exiting in random order (RLIMIT_NOFILE {limit})\n");
     println!(
         "CPU and wakeups (context switches) of this process, all threads, from the last start to \
-         the last reap, per exit; children: `sleep`, spread over 1 s.\n"
+         the last reap, per exit; children: `sh` that waits for a gate pipe to close, then execs \
+         `sleep` spread over 1 s; the gate closes as the clock starts.\n"
     );
     println!("| N | variant | CPU µs / exit | wakeups / exit | wait s | exited before the wait |");
     println!("|---|---|---|---|---|---|");
