@@ -10,8 +10,8 @@
 //! - `rate`: `echo hi | cat | cat` with stdout captured, started and finished back to back for
 //!   a fixed time: pipelines per second. Variants interleaved, order rotated per batch.
 //! - `cat`: 256 MiB fed from memory through `cat | cat` and captured: MB/s.
-//! - `wait`: N children (each `sh` waits for end of file on a shared gate pipe, then execs
-//!   `sleep` of a random length under one second; the gate opens once all have started),
+//! - `wait`: N children (this binary again, waiting for end of file on a shared gate pipe,
+//!   then sleeping a random length under one second; the gate opens once all have started),
 //!   waited for until all are reaped: CPU time and context switches (wakeups) of
 //!   this process per exit, for N = 100, 1,000, 10,000 as `RLIMIT_NOFILE` allows.
 //!
@@ -291,22 +291,31 @@ fn sleep_args(n: usize, seed: u64) -> Vec<String> {
         .collect()
 }
 
-/// Each child waits for end of file on its stdin (the gate, one pipe shared by all), then
-/// sleeps its length: no child exits before the last has started and the clock runs.
-const GATE: &str = "read _; exec /bin/sleep \"$0\"";
+/// The child of the wait scenario (this binary, `--gate-sleep SECS`): waits for end of file on
+/// its stdin (the gate, one pipe shared by all), then sleeps SECS and exits — so no child
+/// exits before the last has started and the clock runs, and opening the gate costs no exec.
+fn gate_sleep(secs: &str) -> ! {
+    let mut sink = [0u8; 16];
+    let mut stdin = io::stdin().lock();
+    while !matches!(io::Read::read(&mut stdin, &mut sink), Ok(0) | Err(_)) {}
+    std::thread::sleep(Duration::from_secs_f64(secs.parse().unwrap_or(0.0)));
+    std::process::exit(0)
+}
 
 fn wait_run(v: &str, n: usize, seed: u64) -> io::Result<WaitResult> {
     let args = sleep_args(n, seed);
     let (gate_r, gate_w) = std::io::pipe()?;
     let gate_r = std::os::fd::OwnedFd::from(gate_r);
+    let me = std::env::current_exe()?;
     let popen_child = |a: &str| -> io::Result<Popen> {
-        Ok(Command::from_argv(["/bin/sh", "-c", GATE, a])
+        Ok(Command::new(&me)
+            .args(["--gate-sleep", a])
             .stdin(gate_r.try_clone()?)
             .spawn()?)
     };
     let std_child = |a: &str| -> io::Result<std::process::Child> {
-        std::process::Command::new("/bin/sh")
-            .args(["-c", GATE, a])
+        std::process::Command::new(&me)
+            .args(["--gate-sleep", a])
             .stdin(gate_r.try_clone()?)
             .spawn()
     };
@@ -411,8 +420,8 @@ fn wait_scenario(cfg: &Cfg) -> io::Result<()> {
     println!("\n### Waiting for N children exiting in random order (RLIMIT_NOFILE {limit})\n");
     println!(
         "CPU and wakeups (context switches) of this process, all threads, from the last start to \
-         the last reap, per exit; children: `sh` that waits for a gate pipe to close, then execs \
-         `sleep` spread over 1 s; the gate closes as the clock starts.\n"
+         the last reap, per exit; children: this binary, waiting for a gate pipe to close, then \
+         sleeping a random length under 1 s; the gate closes as the clock starts.\n"
     );
     println!("| N | variant | CPU µs / exit | wakeups / exit | wait s | exited before the wait |");
     println!("|---|---|---|---|---|---|");
@@ -424,7 +433,9 @@ fn wait_scenario(cfg: &Cfg) -> io::Result<()> {
             continue;
         }
         let mut best = f64::INFINITY;
-        for v in WAIT_VARIANTS {
+        let turn = cfg.wait_sizes.iter().position(|&m| m == n).unwrap_or(0);
+        for k in 0..WAIT_VARIANTS.len() {
+            let v = WAIT_VARIANTS[(k + turn) % WAIT_VARIANTS.len()];
             // One wait_any over N pidfds per exit is O(N²); a thread per child at 10,000 would
             // take 10,000 extra tasks on a shared machine.
             if n > 1000 && matches!(v, "popen wait_any" | "thread per child") {
@@ -465,6 +476,11 @@ fn wait_scenario(cfg: &Cfg) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, secs] = &args[..] {
+        if flag == "--gate-sleep" {
+            gate_sleep(secs);
+        }
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
         .iter()
