@@ -22,6 +22,7 @@ echo "== layers"
 python3 scripts/check_layers.py
 echo "== cargo test"
 cargo test --workspace --all-features
+for example in pipeline wait_any; do cargo run --quiet --example "$example"; done
 for example in async_capture async_many; do cargo run --quiet --features tokio --example "$example"; done
 bash scripts/bench-smoke.sh
 bash scripts/test-python.sh
