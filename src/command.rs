@@ -38,6 +38,9 @@ use crate::stdio::Stdio;
 pub struct Command {
     /// Everything the engine needs, filled by the methods below.
     pub(crate) req: Request,
+    /// Whether stdin, stdout, stderr were set by the caller, rather than left at their
+    /// default: [`output`](Command::output) only fills in the ones left.
+    pub(crate) stdio_set: [bool; 3],
 }
 
 impl Command {
@@ -71,6 +74,7 @@ impl Command {
     fn from_argv_unchecked(argv: Vec<OsString>) -> Command {
         Command {
             req: Request::new(argv),
+            stdio_set: [false; 3],
         }
     }
 
@@ -174,18 +178,21 @@ impl Command {
     /// The child's stdin.
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stdin = stdio.into();
+        self.stdio_set[0] = true;
         self
     }
 
     /// The child's stdout.
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stdout = stdio.into();
+        self.stdio_set[1] = true;
         self
     }
 
     /// The child's stderr.
     pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stderr = stdio.into();
+        self.stdio_set[2] = true;
         self
     }
 
@@ -251,14 +258,14 @@ impl Command {
     /// ```
     /// use popen::Command;
     ///
-    /// let child = Command::new("sleep").arg("10").process_group(0).spawn()?;
+    /// let mut child = Command::new("sleep").arg("10").process_group(0).spawn()?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.send_signal_group(libc::SIGKILL)?;
     /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
     ///
     /// // SAFETY: getpgrp only reads.
     /// let ours = unsafe { libc::getpgrp() };
-    /// let joined = Command::new("true").process_group(ours).spawn()?;
+    /// let mut joined = Command::new("true").process_group(ours).spawn()?;
     /// assert_eq!(joined.process_group(), None);
     /// joined.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -416,6 +423,75 @@ impl Command {
     /// The program and arguments, `argv[0]` first.
     pub fn get_argv(&self) -> &[OsString] {
         &self.req.argv
+    }
+
+    /// The program that will be executed: the [`executable`](Self::executable) if one is set,
+    /// else `argv[0]` (empty for an empty argument vector), as given — before any `PATH`
+    /// search (std's `Command::get_program`).
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// assert_eq!(Command::new("ls").get_program(), "ls");
+    /// assert_eq!(Command::shell("echo hi").get_program(), "/bin/sh");
+    /// assert_eq!(Command::from_argv(["renamed"]).executable("/bin/true").get_program(), "/bin/true");
+    /// ```
+    pub fn get_program(&self) -> &OsStr {
+        match (&self.req.executable, self.req.argv.first()) {
+            (Some(exe), _) => exe,
+            (None, Some(arg0)) => arg0,
+            (None, None) => OsStr::new(""),
+        }
+    }
+
+    /// The arguments after `argv[0]` (std's `Command::get_args`).
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// cmd.arg("-l").arg("/tmp");
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["-l", "/tmp"]);
+    /// ```
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> + '_ {
+        self.req.argv.iter().skip(1).map(OsString::as_os_str)
+    }
+
+    /// The environment changes made with [`env`](Self::env), [`envs`](Self::envs) and
+    /// [`env_remove`](Self::env_remove), in the order each variable was first named: a value
+    /// for a variable set, `None` for one removed (std's `Command::get_envs`, which sorts them
+    /// instead). After [`env_clear`](Self::env_clear) only the later changes are listed.
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::ffi::OsStr;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// cmd.env("TZ", "UTC").env_remove("LANG");
+    /// let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.get_envs().collect();
+    /// assert_eq!(envs, [(OsStr::new("TZ"), Some(OsStr::new("UTC"))), (OsStr::new("LANG"), None)]);
+    /// ```
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> + '_ {
+        self.req
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory set with [`cwd`](Self::cwd), if any (std's
+    /// `Command::get_current_dir`).
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::path::Path;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// assert_eq!(cmd.get_current_dir(), None);
+    /// cmd.cwd("/tmp");
+    /// assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp")));
+    /// ```
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.req.cwd.as_deref().map(Path::new)
     }
 
     /// Starts the child.
