@@ -210,6 +210,45 @@ impl Command {
         self
     }
 
+    /// Gives the child `fd` at descriptor number `target` (≥ 3), as a shell's `7<&fd` does.
+    /// The command owns `fd` and keeps it for every later spawn. `target` stays open in the
+    /// child whatever [`close_fds`](Self::close_fds) says; the child's copy is not
+    /// close-on-exec. For fds 0–2, use [`stdin`](Self::stdin), [`stdout`](Self::stdout) and
+    /// [`stderr`](Self::stderr).
+    ///
+    /// Any arrangement is honoured, on every spawn path: a source that sits on another
+    /// target's number (or on 0–2) is moved out of the way in the parent before the child
+    /// starts, so no `dup2` overwrites a source still to be used — two descriptors swapped
+    /// with `pass_fd_as(a, b)` and `pass_fd_as(b, a)` arrive swapped. With `close_fds` on,
+    /// [`posix_spawn`](crate::SpawnPath::PosixSpawn) cannot keep them (as with
+    /// [`pass_fd`](Self::pass_fd)): the automatic choice takes another path, and a forced
+    /// `posix_spawn` fails with `Unsupported`.
+    ///
+    /// # Errors
+    ///
+    /// [`spawn`](Self::spawn) refuses, before any process exists, a `target` below 3, two
+    /// descriptors given one `target`, and a `target` also given to [`pass_fd`](Self::pass_fd)
+    /// (all with [`Step::Prepare`](crate::Step::Prepare)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// std::io::Write::write_all(&mut writer, b"through fd 7\n")?;
+    /// drop(writer);
+    /// let out = Command::shell("cat <&7").pass_fd_as(reader, 7).output()?;
+    /// assert_eq!(out.stdout, b"through fd 7\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pass_fd_as(&mut self, fd: impl Into<OwnedFd>, target: RawFd) -> &mut Command {
+        self.req
+            .pass_fds_as
+            .push((PassFd::Owned(fd.into()), target));
+        self
+    }
+
     /// Keeps the descriptor numbered `fd` open in the child, without taking ownership of it.
     ///
     /// # Safety

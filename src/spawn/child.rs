@@ -35,9 +35,14 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) envp: *const *const c_char,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
-    /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
+    /// Source for each of fds 0–2 (-1: leave). Each source here and in `extra_fds` is equal
+    /// to its own target or is no target at all (see `FdPlan`).
     pub(crate) fds: [RawFd; 3],
+    /// (source, target) for the numbers chosen with `pass_fd_as`, targets ≥ 3.
+    pub(crate) extra_fds: &'a [(RawFd, RawFd)],
     pub(crate) pass_fds: &'a [RawFd],
+    /// Every descriptor ≥ 3 that `close_fds` keeps, ascending (the error pipe aside).
+    pub(crate) keep_fds: &'a [RawFd],
     pub(crate) close_fds: bool,
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
@@ -120,21 +125,15 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
                 fail(plan, Step::PassFds);
             }
         }
-        // 2. Standard streams. Sources are ≥ 3 or their own target (see `FdPlan`).
+        // 2. Standard streams, then the chosen numbers. Each source is its own target or no
+        //    target at all (see `FdPlan`), so no dup2 overwrites a source still to be used.
         for (target, &src) in plan.fds.iter().enumerate() {
-            let target = target as RawFd;
-            if src < 0 {
-                continue;
+            if src >= 0 {
+                place_fd(plan, src, target as RawFd, Step::Dup2);
             }
-            let ret = if src == target {
-                // dup2(fd, fd) would keep close-on-exec: clear it explicitly.
-                libc::fcntl(src, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(src, target)
-            };
-            if ret == -1 {
-                fail(plan, Step::Dup2);
-            }
+        }
+        for &(src, target) in plan.extra_fds {
+            place_fd(plan, src, target, Step::PassFds);
         }
         // 3. Working directory.
         if let Some(cwd) = plan.cwd {
@@ -244,6 +243,27 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     }
 }
 
+/// Makes `target` a copy of `src` that survives exec, or reports `step`.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn place_fd(plan: &ChildPlan<'_>, src: RawFd, target: RawFd, step: Step) {
+    // SAFETY: fcntl and dup2 on descriptor numbers are async-signal-safe.
+    let ret = unsafe {
+        if src == target {
+            // dup2(fd, fd) would keep close-on-exec: clear it explicitly.
+            libc::fcntl(src, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(src, target)
+        }
+    };
+    if ret == -1 {
+        // SAFETY: reports and exits, per the contract.
+        unsafe { fail(plan, step) }
+    }
+}
+
 /// The error pipe of a forked child while it runs the user's hooks; -1 everywhere else. Only a
 /// forked child's private copy of this static is ever written (hooks never run in a child that
 /// shares our memory), so the parent's stays -1.
@@ -334,17 +354,18 @@ unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
     }
 }
 
-/// Closes every descriptor ≥ 3 except the passed ones and the error pipe, if there is one.
+/// Closes every descriptor ≥ 3 except the kept ones (passed, or at a chosen number) and the
+/// error pipe, if there is one.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
 unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
-    // The kept descriptors, ascending: the (sorted) pass_fds merged with the error pipe.
+    // The kept descriptors, ascending: the (sorted) keep_fds merged with the error pipe.
     let errpipe = plan.report.fd();
     let mut low: libc::c_uint = 3;
     let mut pass = plan
-        .pass_fds
+        .keep_fds
         .iter()
         .copied()
         .filter(|&fd| fd >= 3)

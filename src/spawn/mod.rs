@@ -193,7 +193,7 @@ pub(crate) fn led_group(
 fn child_plan<'a>(
     req: &'a Request,
     prep: &'a Prepared,
-    fds: &FdPlan,
+    fds: &'a FdPlan,
     report: report::Report<'a>,
     mask: Option<&'a sys::signal::SigSet>,
     reset_handlers: bool,
@@ -204,7 +204,9 @@ fn child_plan<'a>(
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
+        extra_fds: &fds.extra,
         pass_fds: &prep.pass_fds,
+        keep_fds: &prep.keep_fds,
         close_fds: req.close_fds,
         report,
         umask: req.umask.map(|m| m as libc::mode_t),

@@ -157,7 +157,7 @@ fn posix_spawn_refusal(req: &Request) -> Option<&'static str> {
     if req.parent_death_signal.is_some() {
         return Some("a parent-death signal is set");
     }
-    if req.close_fds && !req.pass_fds.is_empty() {
+    if req.close_fds && !(req.pass_fds.is_empty() && req.pass_fds_as.is_empty()) {
         return Some("descriptors are passed while close_fds is on");
     }
     if !Extension::ReportsExecErrors.is_available() {
