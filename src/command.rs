@@ -533,6 +533,65 @@ impl Command {
         self.req.cwd.as_deref().map(Path::new)
     }
 
+    /// Replaces this process with the command's program (std's `CommandExt::exec`): the
+    /// steps a spawn would run in the child — redirections, passed descriptors, working
+    /// directory, umask, signals, session and group, limits, credentials, hooks,
+    /// `close_fds` — run in this process, which then execs the program. On success it does
+    /// not return.
+    ///
+    /// Everything is checked and prepared first, as for [`spawn`](Self::spawn) (bad input is
+    /// refused before anything changes, the audit hooks are asked, files of
+    /// [`Stdio::read_from`](crate::Stdio::read_from) and its kin are opened). Then, in this
+    /// process and in the calling thread:
+    ///
+    /// - the steps change the whole process (its standard streams, working directory, umask,
+    ///   session, limits, and — through the C library's wrappers, so for every thread, as std
+    ///   does — its credentials). If the exec then fails, these changes stay, as with std;
+    ///   only the dispositions of SIGPIPE and SIGXFSZ and the thread's signal mask are put
+    ///   back, so that a Rust program that goes on is not killed by its next write to a
+    ///   closed pipe;
+    /// - other threads keep running until the exec ends them. So that none of them has a
+    ///   descriptor closed under it (and its number reused), `close_fds` marks descriptors
+    ///   close-on-exec (`CLOSE_RANGE_CLOEXEC`) instead of closing them: the exec closes them,
+    ///   and a failed exec leaves them open (close-on-exec);
+    /// - no signal handler is reset (the exec resets every caught one); pre-exec hooks run
+    ///   here, in this thread, and an error from one aborts the exec;
+    /// - the environment is the snapshot taken while preparing, never `environ` read while
+    ///   another thread may change it;
+    /// - this process's Rust stdout buffer is flushed first (the exec would drop it).
+    ///
+    /// A piped stream is refused: the process that would hold its other end is the one
+    /// replaced. [`parent_death_signal`](Self::parent_death_signal) ties this process to its
+    /// own parent's thread.
+    ///
+    /// # Errors
+    ///
+    /// Returns only on a failure, a [`SpawnError`] naming the step, the errno and the path,
+    /// as [`spawn`](Self::spawn) does (e.g. [`Step::Exec`](crate::Step::Exec) with the
+    /// program, [`Step::Chdir`](crate::Step::Chdir) with the directory).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use popen::Command;
+    ///
+    /// // Becomes `ls`; only reached if that failed.
+    /// let err = Command::new("ls").arg("-l").exec();
+    /// eprintln!("{err}");
+    /// ```
+    ///
+    /// ```
+    /// use popen::{Command, Step};
+    ///
+    /// let err = Command::new("surely-no-such-program").exec();
+    /// assert_eq!(err.step(), Step::Exec);
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// ```
+    pub fn exec(&mut self) -> SpawnError {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        spawn::exec(&mut self.req)
+    }
+
     /// Starts the child.
     ///
     /// # Errors

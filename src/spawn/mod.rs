@@ -7,6 +7,7 @@
 pub(crate) mod child;
 mod clone_vfork;
 mod fork;
+mod in_place;
 mod posix;
 pub(crate) mod posix_layer;
 pub(crate) mod prepare;
@@ -14,6 +15,7 @@ pub(crate) mod report;
 mod request;
 pub(crate) mod strategy;
 
+pub(crate) use in_place::exec;
 pub use request::SignalMask;
 pub(crate) use request::{PassFd, Request};
 pub use strategy::{PathChoice, SpawnPath};
@@ -222,6 +224,7 @@ fn child_plan<'a>(
         pdeathsig: req
             .parent_death_signal
             .map(|s| (s, std::process::id() as libc::pid_t)),
+        in_place: false,
     }
 }
 
