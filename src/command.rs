@@ -621,3 +621,32 @@ impl fmt::Debug for Command {
             .finish_non_exhaustive()
     }
 }
+
+/// A [`Command`] from a program and its arguments, each of any type that is
+/// `AsRef<OsStr>` — `&str`, `String`, `&Path`, `PathBuf`, `OsString` mixed freely, where
+/// [`Command::args`] wants one type for all. Nothing is split or parsed: one expression, one
+/// argument, so a path with spaces stays whole.
+///
+/// ```
+/// use popen::cmd;
+/// use std::path::PathBuf;
+///
+/// let dir = PathBuf::from("/");
+/// let n = 1;
+/// let out = cmd!("ls", "-d", &dir, format!("-w{n}")).output()?;
+/// assert_eq!(out.stdout, b"/\n");
+///
+/// // The same with the builder:
+/// let out = popen::Command::new("ls").arg("-d").arg(&dir).arg(format!("-w{n}")).output()?;
+/// assert_eq!(out.stdout, b"/\n");
+/// # Ok::<(), popen::RunError>(())
+/// ```
+#[macro_export]
+macro_rules! cmd {
+    ($program:expr $(, $arg:expr)* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut command = $crate::Command::new($program);
+        $( command.arg($arg); )*
+        command
+    }};
+}

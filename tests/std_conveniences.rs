@@ -188,3 +188,20 @@ fn getters_return_what_the_builder_was_given() {
     assert_eq!(empty.get_args().len(), 0);
     assert_eq!(empty.get_current_dir(), None);
 }
+
+#[test]
+fn cmd_macro_takes_mixed_argument_types_and_never_splits_them() {
+    let spaced = std::path::PathBuf::from("a b");
+    let cmd = popen::cmd!(
+        "printf",
+        "[%s]",
+        &spaced,
+        String::from("c"),
+        OsStr::new("d"),
+    );
+    assert_eq!(cmd.get_program(), "printf");
+    assert_eq!(cmd.get_args().len(), 4);
+    let mut cmd = cmd;
+    assert_eq!(cmd.output().unwrap().stdout, b"[a b][c][d]");
+    assert_eq!(popen::cmd!("true").get_args().len(), 0);
+}
