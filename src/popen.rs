@@ -18,8 +18,11 @@ use crate::sys;
 
 /// A running (or finished) child process, as returned by [`Command::spawn`](crate::Command::spawn).
 ///
-/// Waiting and signalling take `&self` and are safe to call from several threads at once. The
-/// exit status is cached once the child has been reaped, and a reaped child is never signalled.
+/// Waiting ([`wait_shared`](Self::wait_shared), [`wait_timeout`](Self::wait_timeout),
+/// [`poll`](Self::poll)) and signalling take `&self` and are safe to call from several threads
+/// at once; [`wait`](Self::wait) takes `&mut self` because it closes the child's stdin first,
+/// as std's does. The exit status is cached once the child has been reaped, and a reaped child
+/// is never signalled.
 ///
 /// Where the kernel has pidfds (Linux ≥ 5.4), the handle holds one from the child's birth: the
 /// vfork-style child is made with it (`CLONE_PIDFD`), the other paths open it as soon as the

@@ -205,3 +205,16 @@ fn cmd_macro_takes_mixed_argument_types_and_never_splits_them() {
     assert_eq!(cmd.output().unwrap().stdout, b"[a b][c][d]");
     assert_eq!(popen::cmd!("true").get_args().len(), 0);
 }
+
+#[test]
+fn output_with_a_piped_stdin_closes_it_and_returns() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let out = Command::new("cat").stdin(Stdio::piped()).output();
+        let _ = tx.send(out.map(|o| (o.status.success(), o.stdout)).ok());
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("output() left a piped stdin open");
+    assert_eq!(got, Some((true, Vec::new())));
+}
