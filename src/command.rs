@@ -219,10 +219,11 @@ impl Command {
     /// Any arrangement is honoured, on every spawn path: a source that sits on another
     /// target's number (or on 0–2) is moved out of the way in the parent before the child
     /// starts, so no `dup2` overwrites a source still to be used — two descriptors swapped
-    /// with `pass_fd_as(a, b)` and `pass_fd_as(b, a)` arrive swapped. With `close_fds` on,
-    /// [`posix_spawn`](crate::SpawnPath::PosixSpawn) cannot keep them (as with
-    /// [`pass_fd`](Self::pass_fd)): the automatic choice takes another path, and a forced
-    /// `posix_spawn` fails with `Unsupported`.
+    /// with `pass_fd_as(a, b)` and `pass_fd_as(b, a)` arrive swapped. On the
+    /// [`posix_spawn`](crate::SpawnPath::PosixSpawn) path they are `dup2` file actions, and
+    /// with `close_fds` on, every other descriptor below the highest chosen number is closed by
+    /// a file action of its own: there, numbers above 1024 make the automatic choice take
+    /// another path (and a forced `posix_spawn` fail with `Unsupported`).
     ///
     /// # Errors
     ///

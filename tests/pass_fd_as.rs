@@ -19,12 +19,9 @@ fn read_to_end(fd: OwnedFd) -> String {
     s
 }
 
-/// posix_spawn cannot keep chosen numbers while closing the rest (as with `pass_fd`).
+/// Every path can take the command as it is, close_fds included.
 fn allow_posix_spawn(path: SpawnPath, cmd: &mut Command) {
-    if path == SpawnPath::PosixSpawn {
-        assert!(cmd.choose_path().impossible().is_some());
-        cmd.close_fds(false);
-    }
+    assert_eq!(cmd.choose_path().impossible(), None, "{path}");
 }
 
 #[test]
@@ -42,10 +39,8 @@ fn a_descriptor_arrives_at_the_chosen_number_and_survives_close_fds() {
             assert_eq!(read_to_end(r), "to-seven\n", "{path}");
             let fds: Vec<i32> = listing.lines().filter_map(|l| l.parse().ok()).collect();
             assert!(fds.contains(&7), "{path}: {fds:?}");
-            if path != SpawnPath::PosixSpawn {
-                // close_fds on: 0-2, 7 and the one `ls` opened to list them.
-                assert!(fds.len() <= 5, "{path}: {fds:?}");
-            }
+            // close_fds on: 0-2, 7 and the one `ls` opened to list them.
+            assert!(fds.len() <= 5, "{path}: {fds:?}");
         },
     );
 }
@@ -170,4 +165,55 @@ fn a_target_above_the_descriptor_limit_names_the_step() {
             assert_eq!(err.fd(), Some(i32::MAX), "{path}");
         },
     );
+}
+
+#[test]
+fn close_fds_closes_the_numbers_between_chosen_ones() {
+    const NAME: &str = "close_fds_closes_the_numbers_between_chosen_ones";
+    if in_scenario(NAME) {
+        // Inheritable descriptors on low numbers, below and between the chosen ones: each
+        // path must close them while keeping 20 and 30.
+        let mut leaks = Vec::new();
+        for _ in 0..4 {
+            let (r, w) = pipe();
+            for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+                // SAFETY: clearing the flags of descriptors we own.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            }
+            leaks.push((r, w));
+        }
+        for path in SpawnPath::ALL {
+            let (_r1, w1) = pipe();
+            let (_r2, w2) = pipe();
+            let mut cmd = Command::new("ls");
+            cmd.arg("/proc/self/fd")
+                .pass_fd_as(w1, 20)
+                .pass_fd_as(w2, 30)
+                .stdout(Stdio::piped())
+                .spawn_path(path);
+            let mut child = cmd.spawn().unwrap();
+            let listing = common::read_all(&mut child);
+            child.wait().unwrap();
+            let mut fds: Vec<i32> = listing.lines().filter_map(|l| l.parse().ok()).collect();
+            fds.retain(|&fd| fd > 2);
+            // What is left: 20, 30, and the one `ls` opened to list them (the lowest free).
+            if fds.len() != 3 || !fds.contains(&20) || !fds.contains(&30) {
+                eprintln!("{path}: {fds:?}");
+                std::process::exit(1);
+            }
+        }
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
+
+#[test]
+fn a_high_chosen_number_keeps_posix_spawn_out_only_with_close_fds() {
+    let (_r, w) = pipe();
+    let mut cmd = Command::new("true");
+    cmd.pass_fd_as(w, 1025).spawn_path(SpawnPath::PosixSpawn);
+    assert!(cmd.choose_path().impossible().is_some());
+    cmd.close_fds(false);
+    assert_eq!(cmd.choose_path().impossible(), None);
+    assert!(cmd.spawn().unwrap().wait().unwrap().success());
 }

@@ -113,7 +113,19 @@ fn file_actions(req: &Request, prep: &Prepared, fds: &FdPlan) -> std::io::Result
         actions.chdir(cwd)?;
     }
     if req.close_fds {
-        actions.closefrom(3)?;
+        // The chosen numbers must survive: close every other descriptor below the highest
+        // one by one (after the dup2s, which still read their sources), then the rest at once.
+        // A number that is not open is skipped by the C library (an error only out of range).
+        let mut chosen: Vec<i32> = fds.extra.iter().map(|&(_, target)| target).collect();
+        chosen.sort_unstable();
+        let mut low = 3;
+        for &target in &chosen {
+            for fd in low..target {
+                actions.close(fd)?;
+            }
+            low = target + 1;
+        }
+        actions.closefrom(low)?;
     }
     Ok(actions)
 }
