@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         waited.is_none()
     );
     sleeper.kill()?;
-    let status = sleeper.wait()?;
+    let status = sleeper.wait_shared()?;
     println!("   killed: {status} (returncode {})", status.returncode());
     sleeper.kill()?; // already reaped: signals nobody, not an error
 

@@ -38,6 +38,9 @@ use crate::stdio::Stdio;
 pub struct Command {
     /// Everything the engine needs, filled by the methods below.
     pub(crate) req: Request,
+    /// Whether stdin, stdout, stderr were set by the caller, rather than left at their
+    /// default: [`output`](Command::output) only fills in the ones left.
+    pub(crate) stdio_set: [bool; 3],
 }
 
 impl Command {
@@ -71,6 +74,7 @@ impl Command {
     fn from_argv_unchecked(argv: Vec<OsString>) -> Command {
         Command {
             req: Request::new(argv),
+            stdio_set: [false; 3],
         }
     }
 
@@ -174,18 +178,21 @@ impl Command {
     /// The child's stdin.
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stdin = stdio.into();
+        self.stdio_set[0] = true;
         self
     }
 
     /// The child's stdout.
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stdout = stdio.into();
+        self.stdio_set[1] = true;
         self
     }
 
     /// The child's stderr.
     pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
         self.req.stderr = stdio.into();
+        self.stdio_set[2] = true;
         self
     }
 
@@ -200,6 +207,46 @@ impl Command {
     /// the descriptor and keeps it open for every later spawn.
     pub fn pass_fd(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
         self.req.pass_fds.push(PassFd::Owned(fd.into()));
+        self
+    }
+
+    /// Gives the child `fd` at descriptor number `target` (≥ 3), as a shell's `7<&fd` does.
+    /// The command owns `fd` and keeps it for every later spawn. `target` stays open in the
+    /// child whatever [`close_fds`](Self::close_fds) says; the child's copy is not
+    /// close-on-exec. For fds 0–2, use [`stdin`](Self::stdin), [`stdout`](Self::stdout) and
+    /// [`stderr`](Self::stderr).
+    ///
+    /// Any arrangement is honoured, on every spawn path: a source that sits on another
+    /// target's number (or on 0–2) is moved out of the way in the parent before the child
+    /// starts, so no `dup2` overwrites a source still to be used — two descriptors swapped
+    /// with `pass_fd_as(a, b)` and `pass_fd_as(b, a)` arrive swapped. On the
+    /// [`posix_spawn`](crate::SpawnPath::PosixSpawn) path they are `dup2` file actions, and
+    /// with `close_fds` on, every other descriptor below the highest chosen number is closed by
+    /// a file action of its own: there, numbers above 1024 make the automatic choice take
+    /// another path (and a forced `posix_spawn` fail with `Unsupported`).
+    ///
+    /// # Errors
+    ///
+    /// [`spawn`](Self::spawn) refuses, before any process exists, a `target` below 3, two
+    /// descriptors given one `target`, and a `target` also given to [`pass_fd`](Self::pass_fd)
+    /// (all with [`Step::Prepare`](crate::Step::Prepare)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// std::io::Write::write_all(&mut writer, b"through fd 7\n")?;
+    /// drop(writer);
+    /// let out = Command::shell("cat <&7").pass_fd_as(reader, 7).output()?;
+    /// assert_eq!(out.stdout, b"through fd 7\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pass_fd_as(&mut self, fd: impl Into<OwnedFd>, target: RawFd) -> &mut Command {
+        self.req
+            .pass_fds_as
+            .push((PassFd::Owned(fd.into()), target));
         self
     }
 
@@ -251,14 +298,14 @@ impl Command {
     /// ```
     /// use popen::Command;
     ///
-    /// let child = Command::new("sleep").arg("10").process_group(0).spawn()?;
+    /// let mut child = Command::new("sleep").arg("10").process_group(0).spawn()?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.send_signal_group(libc::SIGKILL)?;
     /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
     ///
     /// // SAFETY: getpgrp only reads.
     /// let ours = unsafe { libc::getpgrp() };
-    /// let joined = Command::new("true").process_group(ours).spawn()?;
+    /// let mut joined = Command::new("true").process_group(ours).spawn()?;
     /// assert_eq!(joined.process_group(), None);
     /// joined.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -418,6 +465,134 @@ impl Command {
         &self.req.argv
     }
 
+    /// The program that will be executed: the [`executable`](Self::executable) if one is set,
+    /// else `argv[0]` (empty for an empty argument vector), as given — before any `PATH`
+    /// search (std's `Command::get_program`).
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// assert_eq!(Command::new("ls").get_program(), "ls");
+    /// assert_eq!(Command::shell("echo hi").get_program(), "/bin/sh");
+    /// assert_eq!(Command::from_argv(["renamed"]).executable("/bin/true").get_program(), "/bin/true");
+    /// ```
+    pub fn get_program(&self) -> &OsStr {
+        match (&self.req.executable, self.req.argv.first()) {
+            (Some(exe), _) => exe,
+            (None, Some(arg0)) => arg0,
+            (None, None) => OsStr::new(""),
+        }
+    }
+
+    /// The arguments after `argv[0]` (std's `Command::get_args`).
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// cmd.arg("-l").arg("/tmp");
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["-l", "/tmp"]);
+    /// ```
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> + '_ {
+        self.req.argv.iter().skip(1).map(OsString::as_os_str)
+    }
+
+    /// The environment changes made with [`env`](Self::env), [`envs`](Self::envs) and
+    /// [`env_remove`](Self::env_remove), in the order each variable was first named: a value
+    /// for a variable set, `None` for one removed (std's `Command::get_envs`, which sorts them
+    /// instead). After [`env_clear`](Self::env_clear) only the later changes are listed.
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::ffi::OsStr;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// cmd.env("TZ", "UTC").env_remove("LANG");
+    /// let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.get_envs().collect();
+    /// assert_eq!(envs, [(OsStr::new("TZ"), Some(OsStr::new("UTC"))), (OsStr::new("LANG"), None)]);
+    /// ```
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> + '_ {
+        self.req
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory set with [`cwd`](Self::cwd), if any (std's
+    /// `Command::get_current_dir`).
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::path::Path;
+    ///
+    /// let mut cmd = Command::new("ls");
+    /// assert_eq!(cmd.get_current_dir(), None);
+    /// cmd.cwd("/tmp");
+    /// assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp")));
+    /// ```
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.req.cwd.as_deref().map(Path::new)
+    }
+
+    /// Replaces this process with the command's program (std's `CommandExt::exec`): the
+    /// steps a spawn would run in the child — redirections, passed descriptors, working
+    /// directory, umask, signals, session and group, limits, credentials, hooks,
+    /// `close_fds` — run in this process, which then execs the program. On success it does
+    /// not return.
+    ///
+    /// Everything is checked and prepared first, as for [`spawn`](Self::spawn) (bad input is
+    /// refused before anything changes, the audit hooks are asked, files of
+    /// [`Stdio::read_from`](crate::Stdio::read_from) and its kin are opened). Then, in this
+    /// process and in the calling thread:
+    ///
+    /// - the steps change the whole process (its standard streams, working directory, umask,
+    ///   session, limits, and — through the C library's wrappers, so for every thread, as std
+    ///   does — its credentials). If the exec then fails, these changes stay, as with std;
+    ///   only the dispositions of SIGPIPE and SIGXFSZ and the thread's signal mask are put
+    ///   back, so that a Rust program that goes on is not killed by its next write to a
+    ///   closed pipe;
+    /// - other threads keep running until the exec ends them. So that none of them has a
+    ///   descriptor closed under it (and its number reused), `close_fds` marks descriptors
+    ///   close-on-exec (`CLOSE_RANGE_CLOEXEC`) instead of closing them: the exec closes them,
+    ///   and a failed exec leaves them open (close-on-exec);
+    /// - no signal handler is reset (the exec resets every caught one); pre-exec hooks run
+    ///   here, in this thread, and an error from one aborts the exec;
+    /// - the environment is the snapshot taken while preparing, never `environ` read while
+    ///   another thread may change it;
+    /// - this process's Rust stdout buffer is flushed first (the exec would drop it).
+    ///
+    /// A piped stream is refused: the process that would hold its other end is the one
+    /// replaced. [`parent_death_signal`](Self::parent_death_signal) ties this process to its
+    /// own parent's thread.
+    ///
+    /// # Errors
+    ///
+    /// Returns only on a failure, a [`SpawnError`] naming the step, the errno and the path,
+    /// as [`spawn`](Self::spawn) does (e.g. [`Step::Exec`](crate::Step::Exec) with the
+    /// program, [`Step::Chdir`](crate::Step::Chdir) with the directory).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use popen::Command;
+    ///
+    /// // Becomes `ls`; only reached if that failed.
+    /// let err = Command::new("ls").arg("-l").exec();
+    /// eprintln!("{err}");
+    /// ```
+    ///
+    /// ```
+    /// use popen::{Command, Step};
+    ///
+    /// let err = Command::new("surely-no-such-program").exec();
+    /// assert_eq!(err.step(), Step::Exec);
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// ```
+    pub fn exec(&mut self) -> SpawnError {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        spawn::exec(&mut self.req)
+    }
+
     /// Starts the child.
     ///
     /// # Errors
@@ -446,4 +621,33 @@ impl fmt::Debug for Command {
             .field("close_fds", &self.req.close_fds)
             .finish_non_exhaustive()
     }
+}
+
+/// A [`Command`] from a program and its arguments, each of any type that is
+/// `AsRef<OsStr>` — `&str`, `String`, `&Path`, `PathBuf`, `OsString` mixed freely, where
+/// [`Command::args`] wants one type for all. Nothing is split or parsed: one expression, one
+/// argument, so a path with spaces stays whole.
+///
+/// ```
+/// use popen::cmd;
+/// use std::path::PathBuf;
+///
+/// let dir = PathBuf::from("/");
+/// let n = 1;
+/// let out = cmd!("ls", "-d", &dir, format!("-w{n}")).output()?;
+/// assert_eq!(out.stdout, b"/\n");
+///
+/// // The same with the builder:
+/// let out = popen::Command::new("ls").arg("-d").arg(&dir).arg(format!("-w{n}")).output()?;
+/// assert_eq!(out.stdout, b"/\n");
+/// # Ok::<(), popen::RunError>(())
+/// ```
+#[macro_export]
+macro_rules! cmd {
+    ($program:expr $(, $arg:expr)* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut command = $crate::Command::new($program);
+        $( command.arg($arg); )*
+        command
+    }};
 }

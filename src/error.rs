@@ -28,6 +28,9 @@ pub enum Step {
     Pipe,
     /// Setting the pipe buffer size (`F_SETPIPE_SZ`) in the parent.
     PipeSize,
+    /// Opening, in the parent, a file a standard stream is redirected to or from
+    /// ([`Stdio::read_from`](crate::Stdio::read_from) and its kin); the error names the path.
+    Open,
     /// Creating the process (`posix_spawn`, `clone`, `fork`).
     Spawn,
     /// Clearing close-on-exec on a passed descriptor.
@@ -70,6 +73,7 @@ impl Step {
             Step::Audit => "audit",
             Step::Pipe => "pipe",
             Step::PipeSize => "set pipe size",
+            Step::Open => "open",
             Step::Spawn => "spawn",
             Step::PassFds => "pass fds",
             Step::Dup2 => "dup2",
@@ -103,11 +107,12 @@ impl Step {
     }
 }
 
-const ALL_STEPS: [Step; 20] = [
+const ALL_STEPS: [Step; 21] = [
     Step::Prepare,
     Step::Audit,
     Step::Pipe,
     Step::PipeSize,
+    Step::Open,
     Step::Spawn,
     Step::PassFds,
     Step::Dup2,
@@ -235,7 +240,8 @@ impl SpawnError {
         self.error.raw_os_error()
     }
 
-    /// The path involved: the program for an exec failure, the directory for a chdir failure.
+    /// The path involved: the program for an exec failure, the directory for a chdir failure,
+    /// the file for an [`Open`](Step::Open) failure.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
@@ -292,6 +298,7 @@ impl fmt::Display for SpawnError {
                 }
             }
             (Step::Chdir, Some(p), _) => write!(f, "could not chdir to {:?}: {}", p, self.error),
+            (Step::Open, Some(p), _) => write!(f, "could not open {:?}: {}", p, self.error),
             (step, Some(p), _) => write!(f, "could not {step} for {:?}: {}", p, self.error),
             (step, None, Some(fd)) => {
                 write!(f, "could not {step} (descriptor {fd}): {}", self.error)

@@ -18,8 +18,11 @@ use crate::sys;
 
 /// A running (or finished) child process, as returned by [`Command::spawn`](crate::Command::spawn).
 ///
-/// Waiting and signalling take `&self` and are safe to call from several threads at once. The
-/// exit status is cached once the child has been reaped, and a reaped child is never signalled.
+/// Waiting ([`wait_shared`](Self::wait_shared), [`wait_timeout`](Self::wait_timeout),
+/// [`poll`](Self::poll)) and signalling take `&self` and are safe to call from several threads
+/// at once; [`wait`](Self::wait) takes `&mut self` because it closes the child's stdin first,
+/// as std's does. The exit status is cached once the child has been reaped, and a reaped child
+/// is never signalled.
 ///
 /// Where the kernel has pidfds (Linux ≥ 5.4), the handle holds one from the child's birth: the
 /// vfork-style child is made with it (`CLONE_PIDFD`), the other paths open it as soon as the
@@ -47,7 +50,7 @@ use crate::sys;
 /// use popen::Command;
 /// use std::time::Duration;
 ///
-/// let child = Command::new("sleep").arg("10").spawn()?;
+/// let mut child = Command::new("sleep").arg("10").spawn()?;
 /// assert_eq!(child.wait_timeout(Duration::from_millis(50))?, None);
 /// child.kill()?;
 /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
@@ -124,7 +127,7 @@ impl Popen {
     /// use popen::Popen;
     ///
     /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-    /// let child = Popen::posix_spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
+    /// let mut child = Popen::posix_spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
     /// assert_eq!(child.wait()?.code(), Some(4));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -284,16 +287,60 @@ impl Popen {
         self.poll().ok().flatten().map(ExitStatus::returncode)
     }
 
-    /// Waits for the child to exit and returns its status:
-    /// [unavailable](ExitStatus::is_unavailable) if it was reaped elsewhere (SIGCHLD ignored).
+    /// Closes the child's stdin, if the handle still holds it, then waits for the child to exit
+    /// and returns its status: [unavailable](ExitStatus::is_unavailable) if it was reaped
+    /// elsewhere (SIGCHLD ignored).
     ///
-    /// Does not close the child's stdin: a child that waits for end of input will wait forever
-    /// if its stdin pipe is still held (take and drop [`stdin`](Self::stdin) first).
+    /// Closing stdin first is what std's `Child::wait` does (CPython's `wait` does not): a
+    /// child that reads its input to the end would otherwise wait for it for ever, and so
+    /// would we. Closing needs the handle to itself, hence `&mut self`; to wait from several
+    /// threads at once, through a shared reference, use [`wait_shared`](Self::wait_shared),
+    /// which leaves stdin alone.
     ///
     /// # Errors
     ///
     /// An unexpected `poll`/`waitid` error. `EINTR` is retried.
-    pub fn wait(&self) -> io::Result<ExitStatus> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// // `cat` ends when its input does: wait closes the pipe first.
+    /// let mut child = Command::new("cat").stdin(Stdio::piped()).spawn()?;
+    /// assert!(child.wait()?.success());
+    /// assert!(child.stdin.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        self.wait_shared()
+    }
+
+    /// Waits for the child to exit and returns its status, as [`wait`](Self::wait) does but
+    /// through a shared reference, so that several threads may wait at once (each gets the
+    /// status), and without closing the child's stdin: a child that waits for end of input
+    /// waits for ever if its stdin pipe is still held (take and drop [`stdin`](Self::stdin)
+    /// first). This is CPython's `Popen.wait()`.
+    ///
+    /// # Errors
+    ///
+    /// An unexpected `poll`/`waitid` error. `EINTR` is retried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::sync::Arc;
+    ///
+    /// let mut child = Arc::new(Command::new("true").spawn()?);
+    /// let other = Arc::clone(&child);
+    /// let waiter = std::thread::spawn(move || other.wait_shared());
+    /// assert!(child.wait_shared()?.success());
+    /// assert!(waiter.join().unwrap()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_shared(&self) -> io::Result<ExitStatus> {
         if let Some(s) = *self.lock() {
             return Ok(s);
         }
@@ -489,6 +536,47 @@ impl Popen {
     /// As [`send_signal`](Self::send_signal).
     pub fn terminate(&self) -> io::Result<()> {
         self.send_signal(libc::SIGTERM)
+    }
+
+    /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps
+    /// it and returns its status. A child that has already exited is only reaped (no signal
+    /// is sent to a reaped child). Only the child is signalled, not the process group it may
+    /// lead: for that, [`send_signal_group`](Self::send_signal_group) first.
+    ///
+    /// The status says which signal ended it: SIGTERM when the child obeyed (or exited on its
+    /// own), SIGKILL when it had to be killed.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_signal`](Self::send_signal) and [`wait_timeout`](Self::wait_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    /// use std::time::Duration;
+    ///
+    /// // A child that ignores SIGTERM is killed once the grace period is over.
+    /// let stubborn = Command::shell("trap '' TERM; while :; do sleep 1; done").spawn()?;
+    /// # std::thread::sleep(Duration::from_millis(100));
+    /// let status = stubborn.terminate_with_grace(Duration::from_millis(200))?;
+    /// assert_eq!(status.signal(), Some(libc::SIGKILL));
+    ///
+    /// let polite = Command::new("sleep").arg("10").spawn()?;
+    /// let status = polite.terminate_with_grace(Duration::from_secs(10))?;
+    /// assert_eq!(status.signal(), Some(libc::SIGTERM));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn terminate_with_grace(&self, grace: Duration) -> io::Result<ExitStatus> {
+        if let Some(status) = self.poll()? {
+            return Ok(status);
+        }
+        self.terminate()?;
+        if let Some(status) = self.wait_timeout(grace)? {
+            return Ok(status);
+        }
+        self.kill()?;
+        self.wait_shared()
     }
 
     /// Sends SIGKILL.

@@ -28,7 +28,7 @@
 //! let mut attr = SpawnAttr::new()?;
 //! attr.setpgroup(0)?;
 //! attr.setsigmask(&SigSet::empty())?;
-//! let child = popen::Popen::posix_spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
+//! let mut child = popen::Popen::posix_spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
 //! assert_eq!(child.wait()?.code(), Some(3));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -88,7 +88,7 @@ use crate::sys;
 /// use popen::Step;
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-/// let child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
+/// let mut child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
 /// let mut status = 0;
 /// // SAFETY: waits for our own child, whose pid is not reaped yet.
 /// assert_eq!(unsafe { libc::waitpid(child.pid(), &mut status, 0) }, child.pid());
@@ -125,7 +125,7 @@ pub fn spawn<S: AsRef<OsStr>>(
 /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-/// let child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)?;
+/// let mut child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)?;
 /// assert!(child.wait()?.success());
 ///
 /// let err = posix_spawn::spawnp("surely-no-such-program", &["x"], None, &actions, &attr);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::command::Command;
 use crate::communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
 use crate::error::SpawnError;
-use crate::outcome::{CalledProcessError, CommunicateError, RunError};
+use crate::outcome::{CalledProcessError, CommunicateError, Output, RunError};
 use crate::popen::Popen;
 use crate::status::ExitStatus;
 use crate::stdio::Stdio;
@@ -441,4 +441,72 @@ pub fn getstatusoutput(cmd: impl AsRef<OsStr>) -> Result<(i32, String), RunError
 /// ```
 pub fn getoutput(cmd: impl AsRef<OsStr>) -> Result<String, RunError> {
     Ok(getstatusoutput(cmd)?.1)
+}
+
+/// std's everyday calls, on top of [`run`].
+impl Command {
+    /// Runs the command to its end and returns its status and everything it wrote (std's
+    /// `Command::output`). As in std, a stream the command does not set is given a default
+    /// for this call only: stdout and stderr are captured, stdin is the null device. A stream
+    /// the command sets keeps its setting (a piped one is captured too, a piped stdin is
+    /// closed at once). Reading both streams cannot deadlock: it is [`run`] underneath.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::Spawn`] if the child cannot start, [`RunError::Io`] if a system call fails
+    /// while reading or waiting (the child is then killed). An unsuccessful status is not an
+    /// error. `RunError` converts into [`std::io::Error`], so `?` works where std's
+    /// `io::Result` did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let out = Command::shell("echo out; echo err >&2; cat; exit 3").output()?;
+    /// assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    /// assert_eq!(out.status.code(), Some(3));
+    /// # Ok::<(), popen::RunError>(())
+    /// ```
+    pub fn output(&mut self) -> Result<Output, RunError> {
+        let mut opts = RunOptions::new();
+        if !self.stdio_set[1] {
+            opts = opts.capture_stdout();
+        }
+        if !self.stdio_set[2] {
+            opts = opts.capture_stderr();
+        }
+        let stdin = (!self.stdio_set[0]).then(|| mem::replace(&mut self.req.stdin, Stdio::null()));
+        let done = run(&mut *self, &opts);
+        if let Some(s) = stdin {
+            self.req.stdin = s;
+        }
+        let done = done?;
+        Ok(Output {
+            status: done.status,
+            stdout: done.stdout,
+            stderr: done.stderr,
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+        })
+    }
+
+    /// Runs the command to its end and returns its status (std's `Command::status`, CPython's
+    /// [`call`]). Streams the command does not set are inherited, as with std.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// assert_eq!(Command::shell("exit 4").status()?.code(), Some(4));
+    /// # Ok::<(), popen::RunError>(())
+    /// ```
+    pub fn status(&mut self) -> Result<ExitStatus, RunError> {
+        call(self)
+    }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use crate::sys;
 
@@ -16,6 +17,7 @@ use crate::sys;
 /// | `DEVNULL` | [`Stdio::null`] |
 /// | an fd or file object | [`Stdio::from`]`(OwnedFd / File)`, [`Stdio::borrowed`] |
 /// | `stderr=STDOUT` | [`Stdio::same_as_stdout`] |
+/// | `open(path)`, `open(path, "w")`, `open(path, "a")` | [`Stdio::read_from`], [`Stdio::write_to`], [`Stdio::append_to`] |
 ///
 /// # Examples
 ///
@@ -42,6 +44,27 @@ pub(crate) enum StdioKind {
     Fd(OwnedFd),
     SameAsStdout,
     SameAsStderr,
+    /// A file opened by the spawn, in the parent.
+    Path(PathBuf, OpenMode),
+}
+
+/// How a [`StdioKind::Path`] is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    Read,
+    Write,
+    Append,
+}
+
+impl OpenMode {
+    /// The `open(2)` flags, close-on-exec included.
+    pub(crate) fn flags(self) -> libc::c_int {
+        match self {
+            OpenMode::Read => libc::O_RDONLY,
+            OpenMode::Write => libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            OpenMode::Append => libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+        }
+    }
 }
 
 impl Stdio {
@@ -84,6 +107,100 @@ impl Stdio {
         Ok(Stdio(StdioKind::Fd(sys::fd::dup_cloexec_min(fd, 3)?)))
     }
 
+    /// The file at `path`, opened for reading: for stdin (a shell's `< path`).
+    ///
+    /// The direction is in the name rather than taken from the stream it is given to, so that
+    /// reading a file cannot truncate it by mistake: a `Stdio` does not know which stream it
+    /// will become, and `write_to` truncates.
+    ///
+    /// The file is opened by [`spawn`](crate::Command::spawn), in this process, close-on-exec,
+    /// each time the command is spawned — not here: the command holds only the path. A
+    /// relative path is resolved from this process's working directory, not from the child's
+    /// [`cwd`](crate::Command::cwd).
+    ///
+    /// # Errors
+    ///
+    /// [`spawn`](crate::Command::spawn) fails with [`Step::Open`](crate::Step::Open), the
+    /// errno of `open(2)` and [`path`](crate::SpawnError::path) naming the file, before any
+    /// process exists; a path with a NUL byte is refused with [`Step::Prepare`](crate::Step).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("popen-doc-read-{}", std::process::id()));
+    /// std::fs::write(&dir, "b\na\n")?;
+    /// let out = Command::new("sort").stdin(Stdio::read_from(&dir)).output()?;
+    /// assert_eq!(out.stdout, b"a\nb\n");
+    /// std::fs::remove_file(&dir)?;
+    ///
+    /// let err = Command::new("cat").stdin(Stdio::read_from("/no/such/file")).spawn().unwrap_err();
+    /// assert_eq!((err.step(), err.path()), (popen::Step::Open, Some("/no/such/file".as_ref())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_from(path: impl AsRef<Path>) -> Stdio {
+        Stdio(StdioKind::Path(path.as_ref().to_owned(), OpenMode::Read))
+    }
+
+    /// The file at `path`, created if need be and truncated, opened for writing: for stdout
+    /// or stderr (a shell's `> path`). A new file gets mode `0o666` less this process's
+    /// umask ([`Command::umask`](crate::Command::umask) is the child's, applied later).
+    ///
+    /// Opened as [`read_from`](Self::read_from) says. To send stdout and stderr to one
+    /// file, give it to one of them and [`same_as_stdout`](Self::same_as_stdout) to the
+    /// other: two `write_to` of one path are two openings, each writing from offset 0 over
+    /// the other.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_from`](Self::read_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let log = std::env::temp_dir().join(format!("popen-doc-write-{}", std::process::id()));
+    /// Command::shell("echo out; echo err >&2")
+    ///     .stdout(Stdio::write_to(&log))
+    ///     .stderr(Stdio::same_as_stdout())
+    ///     .status()?;
+    /// assert_eq!(std::fs::read_to_string(&log)?, "out\nerr\n");
+    /// std::fs::remove_file(&log)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_to(path: impl AsRef<Path>) -> Stdio {
+        Stdio(StdioKind::Path(path.as_ref().to_owned(), OpenMode::Write))
+    }
+
+    /// The file at `path`, created if need be, opened for appending (`O_APPEND`): for stdout
+    /// or stderr (a shell's `>> path`). Every write lands at the end of the file, even with
+    /// other writers. Opened as [`read_from`](Self::read_from) and
+    /// [`write_to`](Self::write_to) say.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_from`](Self::read_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::{Command, Stdio};
+    ///
+    /// let log = std::env::temp_dir().join(format!("popen-doc-append-{}", std::process::id()));
+    /// let mut cmd = Command::new("echo");
+    /// cmd.arg("line").stdout(Stdio::append_to(&log));
+    /// cmd.status()?;
+    /// cmd.status()?;
+    /// assert_eq!(std::fs::read_to_string(&log)?, "line\nline\n");
+    /// std::fs::remove_file(&log)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_to(path: impl AsRef<Path>) -> Stdio {
+        Stdio(StdioKind::Path(path.as_ref().to_owned(), OpenMode::Append))
+    }
+
     pub(crate) fn describe(&self) -> &'static str {
         match self.0 {
             StdioKind::Inherit => "inherit",
@@ -92,6 +209,9 @@ impl Stdio {
             StdioKind::Fd(_) => "fd",
             StdioKind::SameAsStdout => "same as stdout",
             StdioKind::SameAsStderr => "same as stderr",
+            StdioKind::Path(_, OpenMode::Read) => "read from a file",
+            StdioKind::Path(_, OpenMode::Write) => "write to a file",
+            StdioKind::Path(_, OpenMode::Append) => "append to a file",
         }
     }
 }
@@ -106,6 +226,7 @@ impl fmt::Debug for Stdio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             StdioKind::Fd(fd) => write!(f, "Stdio(fd {})", fd.as_raw_fd()),
+            StdioKind::Path(path, _) => write!(f, "Stdio({} {:?})", self.describe(), path),
             _ => write!(f, "Stdio({})", self.describe()),
         }
     }

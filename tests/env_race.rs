@@ -117,11 +117,11 @@ fn the_posix_spawn_layer_snapshots_the_environment_too() {
         for n in 0..SPAWNS_PER_PATH {
             let child = popen::Popen::posix_spawn("/bin/true", &["true"], None, &actions, &attr)
                 .unwrap_or_else(|e| panic!("spawn {n} failed: {e}"));
-            assert!(child.wait().unwrap().success(), "spawn {n}");
+            assert!(child.wait_shared().unwrap().success(), "spawn {n}");
             // posix_spawnp searches PATH, which another thread may be changing too.
             let child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)
                 .unwrap_or_else(|e| panic!("spawnp {n} failed: {e}"));
-            assert!(child.wait().unwrap().success(), "spawnp {n}");
+            assert!(child.wait_shared().unwrap().success(), "spawnp {n}");
         }
     });
     scenario_passed();

@@ -521,7 +521,7 @@ fn check_streams(path: SpawnPath, redirects: [Redirect; 3], what: &str) {
     assert_eq!(actual(), (expected, Vec::new()), "{what}: fds 0–2, others");
     child.kill().unwrap();
     assert_eq!(
-        child.wait().unwrap().signal(),
+        child.wait_shared().unwrap().signal(),
         Some(libc::SIGKILL),
         "{what}"
     );
@@ -629,7 +629,7 @@ fn parent_death_signal_fires_when_the_spawning_thread_exits() {
         );
         child.kill().unwrap();
         assert_eq!(
-            child.wait().unwrap().signal(),
+            child.wait_shared().unwrap().signal(),
             Some(libc::SIGKILL),
             "{path}"
         );

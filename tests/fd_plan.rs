@@ -76,7 +76,7 @@ fn stdin_and_stdout_swapped() {
             drop(to_child_w);
             let mut got = String::new();
             from_child_r.read_to_string(&mut got).unwrap();
-            assert!(child.wait().unwrap().success());
+            assert!(child.wait_shared().unwrap().success());
             if got != "swapped\n" {
                 std::process::exit(1);
             }
@@ -125,7 +125,7 @@ fn pass_fds_entry_that_collides_with_a_std_stream() {
         drop(cmd);
         let mut got = String::new();
         r.read_to_string(&mut got).unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(child.wait_shared().unwrap().success());
         assert_eq!(got, "one\ntwo\n", "{path}");
     }
 }

@@ -40,7 +40,7 @@ fn every_path_gives_a_pidfd() {
     for path in SpawnPath::ALL {
         let child = Command::new("true").spawn_path(path).spawn().unwrap();
         assert!(child.pidfd().is_some(), "{path}");
-        child.wait().unwrap();
+        child.wait_shared().unwrap();
     }
 }
 
@@ -54,7 +54,7 @@ fn wait_timeout_expires_while_the_child_runs() {
     );
     assert!(start.elapsed() >= Duration::from_millis(200));
     child.kill().unwrap();
-    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(child.wait_shared().unwrap().signal(), Some(libc::SIGKILL));
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn wait_with_a_long_timeout_returns_when_the_child_exits() {
 fn signals_and_the_returncode_convention() {
     let child = Command::new("sleep").arg("30").spawn().unwrap();
     child.terminate().unwrap();
-    let status = child.wait().unwrap();
+    let status = child.wait_shared().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGTERM));
     assert_eq!(status.code(), None);
     assert_eq!(status.returncode(), -libc::SIGTERM);
@@ -87,18 +87,18 @@ fn signals_and_the_returncode_convention() {
 
     let child = Command::new("sleep").arg("30").spawn().unwrap();
     child.send_signal(libc::SIGUSR1).unwrap();
-    assert_eq!(child.wait().unwrap().returncode(), -libc::SIGUSR1);
+    assert_eq!(child.wait_shared().unwrap().returncode(), -libc::SIGUSR1);
 }
 
 #[test]
 fn signalling_a_reaped_child_signals_nobody() {
     let child = Command::new("true").spawn().unwrap();
-    let status = child.wait().unwrap();
+    let status = child.wait_shared().unwrap();
     // The pid may already belong to someone else: these must be no-ops, not errors.
     child.kill().unwrap();
     child.terminate().unwrap();
     child.send_signal(libc::SIGUSR1).unwrap();
-    assert_eq!(child.wait().unwrap(), status);
+    assert_eq!(child.wait_shared().unwrap(), status);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn wait_and_poll_from_many_threads_at_once() {
         let child = Arc::clone(&child);
         threads.push(std::thread::spawn(move || {
             if i % 2 == 0 {
-                child.wait().unwrap()
+                child.wait_shared().unwrap()
             } else {
                 loop {
                     if let Some(s) = child.poll().unwrap() {
@@ -139,7 +139,7 @@ fn group_signal_reaches_grandchildren() {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.send_signal_group(libc::SIGKILL).unwrap();
-    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(child.wait_shared().unwrap().signal(), Some(libc::SIGKILL));
     let deadline = Instant::now() + Duration::from_secs(10);
     while members_alive(group) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -295,7 +295,7 @@ fn a_group_signal_never_reaches_a_group_the_child_only_joined() {
                 // Goes to the child alone, not to our group.
                 child.send_signal_group(libc::SIGTERM).unwrap();
                 assert_eq!(
-                    child.wait().unwrap().signal(),
+                    child.wait_shared().unwrap().signal(),
                     Some(libc::SIGTERM),
                     "{path}"
                 );
@@ -312,7 +312,7 @@ fn a_group_signal_never_reaches_a_group_the_child_only_joined() {
         let err = leader.send_signal_group(libc::SIGTERM).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
         leader.kill().unwrap();
-        assert_eq!(leader.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(leader.wait_shared().unwrap().signal(), Some(libc::SIGKILL));
         scenario_passed();
     }
     assert!(run_scenario(NAME, |_| {}).success());
@@ -329,7 +329,7 @@ fn a_group_signal_after_the_leader_was_reaped_is_refused() {
         |path, cmd| {
             let child = cmd.spawn().unwrap();
             assert_eq!(child.process_group(), Some(child.pid()), "{path}");
-            assert!(child.wait().unwrap().success());
+            assert!(child.wait_shared().unwrap().success());
             // Its group id is free now, and may be another group's.
             let err = child.send_signal_group(libc::SIGKILL).unwrap_err();
             assert_eq!(

@@ -26,7 +26,7 @@ fn run_watched(name: &str) {
             child
                 .send_signal_group(libc::SIGKILL)
                 .expect("kill the hung scenario");
-            child.wait().expect("reap");
+            child.wait_shared().expect("reap");
             panic!("{name} hung: the spawn never returned");
         }
     }
@@ -75,7 +75,7 @@ fn a_panicking_hook_does_not_hang_when_another_thread_is_printing_a_panic() {
     // SAFETY: the hook does nothing.
     unsafe { cmd.pre_exec(|| Ok(())) };
     let first = cmd.spawn().expect("a first spawn with a hook");
-    assert!(first.wait().expect("wait").success());
+    assert!(first.wait_shared().expect("wait").success());
     // Standard error becomes a pipe that nobody reads, filled up.
     let mut fds = [0; 2];
     // SAFETY: plain descriptor calls on descriptors this process owns; fd 2 is replaced in this

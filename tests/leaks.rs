@@ -27,7 +27,7 @@ fn ten_thousand_spawns_from_four_threads() {
                         if i % 7 == 0 {
                             drop(child); // left to the reaper
                         } else {
-                            assert!(child.wait().unwrap().success());
+                            assert!(child.wait_shared().unwrap().success());
                         }
                     }
                 })

@@ -89,6 +89,6 @@ fn the_check_catches_an_allocating_child() {
             Ok(())
         });
     }
-    let status = cmd.spawn().map(|c| c.wait().unwrap());
+    let status = cmd.spawn().map(|c| c.wait_shared().unwrap());
     assert_eq!(status.ok().and_then(|s| s.signal()), Some(libc::SIGABRT));
 }

@@ -31,7 +31,7 @@ fn output_with(
     drop(theirs);
     let mut out = String::new();
     ours.read_to_string(&mut out).expect("read stdout");
-    (out, child.wait().expect("wait"))
+    (out, child.wait_shared().expect("wait"))
 }
 
 fn output(argv: &[&str], more: impl FnOnce(&mut FileActions)) -> String {
@@ -124,7 +124,7 @@ fn open_creates_a_file_with_the_flags_and_mode() {
     actions.open(1, &c(&file), flags, 0o600).unwrap();
     let child =
         popen::Popen::posix_spawnp("echo", &["echo", "hello"], None, &actions, &no_attr()).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\n");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -209,7 +209,7 @@ fn chdir_changes_directory_for_the_program_and_later_relative_paths() {
     actions.open(1, c"relative-out", flags, 0o600).unwrap();
     let child =
         popen::Popen::posix_spawn("./script", &["script"], None, &actions, &no_attr()).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
     assert_eq!(
         std::fs::read_to_string(dir.join("relative-out")).unwrap(),
         "ran\n"
@@ -313,7 +313,7 @@ fn setpgroup_zero_makes_the_child_a_group_leader() {
     let (pid, pgrp, _, _, _) = stat_fields(&stat);
     assert_eq!((pid, pgrp), (child.pid(), child.pid()));
     assert_eq!(child.process_group(), Some(child.pid()));
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn setpgroup_joins_an_existing_group() {
     assert!(status.success());
     assert_eq!(stat_fields(&stat).1, leader.pid());
     leader.kill().unwrap();
-    leader.wait().unwrap();
+    leader.wait_shared().unwrap();
 }
 
 #[test]
@@ -454,7 +454,7 @@ fn scheduler_sets_the_policy_and_priority() {
             ours.read_to_string(&mut stat).unwrap();
             let (_, _, _, rt_priority, policy) = stat_fields(&stat);
             assert_eq!((policy, rt_priority), (libc::SCHED_FIFO as u32, 1));
-            assert!(child.wait().unwrap().success());
+            assert!(child.wait_shared().unwrap().success());
         }
         Err(e) => assert_eq!(
             (e.step(), e.raw_os_error()),
@@ -576,7 +576,7 @@ fn spawnp_searches_this_process_path_and_spawn_does_not() {
         &attr,
     )
     .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
 
     // No search without the p, nor for a name with a slash.
     for err in [
@@ -675,11 +675,11 @@ fn env_none_inherits_and_some_replaces() {
         &attr,
     )
     .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
     let script = "test \"$POPEN_PS_INHERITED\" = yes";
     let child =
         popen::Popen::posix_spawn("/bin/sh", &["sh", "-c", script], None, &actions, &attr).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
 }
 
 #[test]
@@ -693,7 +693,7 @@ fn the_handle_waits_signals_and_knows_its_origin() {
     assert!(child.pidfd().is_some(), "a pidfd, as from Command::spawn");
     assert_eq!(child.wait_timeout(Duration::from_millis(50)).unwrap(), None);
     child.send_signal(libc::SIGTERM).unwrap();
-    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    assert_eq!(child.wait_shared().unwrap().signal(), Some(libc::SIGTERM));
     // Signalling a reaped child does nothing.
     child.kill().unwrap();
 }
@@ -729,7 +729,7 @@ fn audit_hooks_see_posix_spawn_layer_spawns() {
     let attr = popen::posix_spawn::SpawnAttr::new().unwrap();
     let child =
         popen::Popen::posix_spawn("/bin/true", &["true", "fine"], None, &actions, &attr).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
     let err = popen::Popen::posix_spawn("/bin/true", &["true", "refuse-me"], None, &actions, &attr)
         .unwrap_err();
     assert_eq!(err.step(), popen::Step::Audit);

@@ -25,7 +25,7 @@ fn run_in_pid_namespace(name: &str) -> Option<ExitStatus> {
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("POPEN_TEST_SCENARIO", name);
     match cmd.spawn() {
-        Ok(child) => Some(child.wait().expect("wait scenario")),
+        Ok(child) => Some(child.wait_shared().expect("wait scenario")),
         Err(e) => {
             eprintln!("skipped: cannot run unshare: {e}");
             None
@@ -117,7 +117,7 @@ fn stale_handles_never_reach_the_stranger() {
         assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput, "{path}");
         let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(status.map(ExitStatus::is_unavailable), Some(true), "{path}");
-        let status = child.wait().unwrap();
+        let status = child.wait_shared().unwrap();
         assert!(status.is_unavailable(), "{path}: {status}");
         assert!(!status.success() && status.code().is_none(), "{path}");
         assert_eq!(child.poll().unwrap(), Some(status));
@@ -190,7 +190,7 @@ fn every_operation_returns_while_the_kernel_reaps() {
             let status = child.wait_timeout(bound).unwrap().expect("no hang");
             assert!(status.is_unavailable(), "{path}: {status}");
             assert_eq!(child.poll().unwrap(), Some(status));
-            assert_eq!(child.wait().unwrap(), status);
+            assert_eq!(child.wait_shared().unwrap(), status);
             // Reaped: nothing is signalled.
             child.kill().unwrap();
         },

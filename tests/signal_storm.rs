@@ -78,7 +78,7 @@ fn a_signal_every_millisecond_breaks_nothing() {
         child.wait_timeout(Duration::from_millis(100)).unwrap(),
         None
     );
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_shared().unwrap().success());
     let child = Command::new("sleep").arg("0.2").spawn().unwrap();
     assert!(child
         .wait_timeout(Duration::from_secs(30))

@@ -375,7 +375,7 @@ fn under_valgrind_spawn_failures_stay_typed_errors() {
         let first = Command::new("/no/such/program").spawn();
         match first {
             // What the C library's posix_spawn gives here too: a child that exits 127.
-            Ok(child) => assert_eq!(child.wait().unwrap().code(), Some(127)),
+            Ok(child) => assert_eq!(child.wait_shared().unwrap().code(), Some(127)),
             Err(e) => assert_eq!(e.step(), Step::Exec),
         }
         let err = Command::new("/no/such/program").spawn().unwrap_err();
@@ -386,7 +386,7 @@ fn under_valgrind_spawn_failures_stay_typed_errors() {
             .unwrap_err();
         assert_eq!((err.step(), err.kind()), (Step::Chdir, ErrorKind::NotFound));
         let child = Command::new("true").spawn().unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(child.wait_shared().unwrap().success());
         scenario_passed();
     }
     let exe = std::env::current_exe().expect("test binary path");

@@ -329,7 +329,7 @@ fn pass_fds_stay_open_at_the_same_number() {
             cmd.close_fds(false);
         }
         let child = cmd.spawn().unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(child.wait_shared().unwrap().success());
         // The command owns the passed write end: drop it so the read sees end of file.
         drop(cmd);
         let mut got = String::new();
@@ -452,7 +452,7 @@ fn new_session_and_process_groups() {
         |path, cmd| assert_eq!(ids_of(&output(cmd).0).1, leader.pid(), "{path}"),
     );
     leader.kill().unwrap();
-    leader.wait().unwrap();
+    leader.wait_shared().unwrap();
 }
 
 fn is_root() -> bool {
@@ -666,7 +666,7 @@ fn vfork_path_spawns_from_a_thread_with_a_small_stack() {
                 cmd.spawn_path(SpawnPath::CloneVfork);
                 let child = cmd.spawn().unwrap();
                 assert_eq!(child.spawn_path(), SpawnPath::CloneVfork);
-                assert!(child.wait().unwrap().success());
+                assert!(child.wait_shared().unwrap().success());
             }
         })
         .unwrap();

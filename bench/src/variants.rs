@@ -93,7 +93,7 @@ pub fn spawn_wait(v: Variant, opts: Opts, prep: &Prepared) -> io::Result<&'stati
             }
             let child = c.spawn().map_err(io::Error::other)?;
             let taken = child.spawn_path().name();
-            check_status(child.wait()?.success(), "popen")?;
+            check_status(child.wait_shared()?.success(), "popen")?;
             Ok(taken)
         }
         Variant::Std => {
@@ -510,7 +510,7 @@ pub fn many(v: Variant, n: usize, sleep: &str) -> io::Result<(f64, f64)> {
             }
             spawned = start.elapsed();
             for k in &kids {
-                check_status(k.wait()?.success(), "popen")?;
+                check_status(k.wait_shared()?.success(), "popen")?;
             }
         }
         Variant::Std => {

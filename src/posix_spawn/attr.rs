@@ -136,7 +136,7 @@ impl SpawnAttr {
     ///
     /// let mut attr = SpawnAttr::new()?;
     /// attr.setpgroup(0)?;
-    /// let child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
+    /// let mut child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -180,7 +180,7 @@ impl SpawnAttr {
     ///
     /// let mut attr = SpawnAttr::new()?;
     /// attr.setsid()?;
-    /// let child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
+    /// let mut child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -132,7 +132,7 @@ impl FileActions {
     /// let path = std::ffi::CString::new(out.to_str().unwrap())?;
     /// let mut actions = FileActions::new()?;
     /// actions.open(1, &path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o600)?;
-    /// let child = popen::Popen::posix_spawnp("echo", &["echo", "hi"], None, &actions, &SpawnAttr::new()?)?;
+    /// let mut child = popen::Popen::posix_spawnp("echo", &["echo", "hi"], None, &actions, &SpawnAttr::new()?)?;
     /// assert!(child.wait()?.success());
     /// assert_eq!(std::fs::read_to_string(&out)?, "hi\n");
     /// std::fs::remove_file(out)?;

@@ -14,8 +14,16 @@
 //! - every byte the child reads was prepared by the parent in [`ChildPlan`] and is only read.
 //!
 //! Every function here is an `unsafe fn` whose safety section points back to this contract. The
-//! only exception to "no user code" is the pre-exec hook, which runs only in a forked child and
-//! whose own contract the caller accepted with `unsafe`.
+//! only exception to "no user code" is the pre-exec hook, which runs only in a forked child (or
+//! in place, see below) and whose own contract the caller accepted with `unsafe`.
+//!
+//! The same steps also run *in place*, in the calling process, for `Command::exec`
+//! ([`run_steps_and_exec`] with `in_place` set): there the contract is kept too (it costs
+//! nothing), and three steps change so that the other threads of the process are not broken
+//! while it lasts or if the exec fails: no signal handler is reset (exec resets caught ones),
+//! `close_fds` marks descriptors close-on-exec instead of closing them under the other threads
+//! (the exec closes them), and credentials are changed with the C library's wrappers, which
+//! change them for every thread (a raw system call changes one thread's only).
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, CString};
@@ -46,9 +54,14 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) env_after_hooks: bool,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
-    /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
+    /// Source for each of fds 0–2 (-1: leave). Each source here and in `extra_fds` is equal
+    /// to its own target or is no target at all (see `FdPlan`).
     pub(crate) fds: [RawFd; 3],
+    /// (source, target) for the numbers chosen with `pass_fd_as`, targets ≥ 3.
+    pub(crate) extra_fds: &'a [(RawFd, RawFd)],
     pub(crate) pass_fds: &'a [RawFd],
+    /// Every descriptor ≥ 3 that `close_fds` keeps, ascending (the error pipe aside).
+    pub(crate) keep_fds: &'a [RawFd],
     pub(crate) close_fds: bool,
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
@@ -67,6 +80,8 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) uid: Option<libc::uid_t>,
     /// The parent-death signal and the pid of the parent when the child was made.
     pub(crate) pdeathsig: Option<(libc::c_int, libc::pid_t)>,
+    /// The steps run in the calling process (`Command::exec`), not in a new child.
+    pub(crate) in_place: bool,
 }
 
 /// Reads the thread's errno.
@@ -77,18 +92,6 @@ pub(crate) struct ChildPlan<'a> {
 unsafe fn errno() -> i32 {
     // SAFETY: __errno_location always returns a valid pointer for the calling thread.
     unsafe { *libc::__errno_location() }
-}
-
-/// Reports `step` with the current errno and exits.
-///
-/// # Safety
-///
-/// See the module's child contract.
-unsafe fn fail(plan: &ChildPlan<'_>, step: Step) -> ! {
-    // SAFETY: errno read right after the failing call.
-    let e = unsafe { errno() };
-    // SAFETY: writes a fixed record and exits, both async-signal-safe.
-    unsafe { fail_with(plan.report, step, e) }
 }
 
 /// Reports `step` with `errno` (see `spawn::report`) and exits with status 127.
@@ -105,12 +108,15 @@ unsafe fn fail_with(report: Report<'_>, step: Step, errno: i32) -> ! {
         }
         // Two atomic stores into the suspended parent's frame: plain memory writes.
         Report::Shared(shared) => shared.set(step, errno),
+        // In place the failure is returned, never reported here.
+        Report::Caller => {}
     }
     // SAFETY: _exit(2) is async-signal-safe and does not return.
     unsafe { libc::_exit(127) }
 }
 
-/// Runs the setup steps in CPython's order, then tries each candidate path with `execve`.
+/// The child's entry: runs the setup steps and execs; on a failure, reports the step and
+/// exits.
 ///
 /// # Safety
 ///
@@ -118,39 +124,56 @@ unsafe fn fail_with(report: Report<'_>, step: Step, errno: i32) -> ! {
 /// alive until the child has exec'd or exited). `hooks` must be empty unless this is a forked
 /// child.
 pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
+    // Tell a parent that shares our memory that it does (see `SharedReport`).
+    if let Report::Shared(shared) = plan.report {
+        shared.mark_started();
+    }
+    // SAFETY: the caller keeps the contract.
+    let (step, errno) = unsafe { run_steps_and_exec(plan, hooks) };
+    // SAFETY: writes a fixed record and exits.
+    unsafe { fail_with(plan.report, step, errno) }
+}
+
+/// Runs the setup steps in CPython's order, then tries each candidate path with `execve`.
+/// Returns only on a failure: the step and its errno.
+///
+/// # Safety
+///
+/// See the module's child contract. `plan`'s pointers must be valid until the exec.
+/// `hooks` must be empty unless this is a forked child or `plan.in_place`.
+pub(crate) unsafe fn run_steps_and_exec(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> (Step, i32) {
+    // The step that failed, with the errno of the call that just failed.
+    macro_rules! bail {
+        // Always used inside the unsafe body below, right after the failing call.
+        ($step:expr) => {
+            return ($step, errno())
+        };
+    }
     // SAFETY (whole body): each call below is an async-signal-safe system call on plain data
     // prepared by the parent, per the module contract.
     unsafe {
-        // 0. Tell a parent that shares our memory that it does (see `SharedReport`).
-        if let Report::Shared(shared) = plan.report {
-            shared.mark_started();
-        }
         // 1. Passed descriptors survive exec.
         for &fd in plan.pass_fds {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                fail(plan, Step::PassFds);
+                bail!(Step::PassFds);
             }
         }
-        // 2. Standard streams. Sources are ≥ 3 or their own target (see `FdPlan`).
+        // 2. Standard streams, then the chosen numbers. Each source is its own target or no
+        //    target at all (see `FdPlan`), so no dup2 overwrites a source still to be used.
         for (target, &src) in plan.fds.iter().enumerate() {
-            let target = target as RawFd;
-            if src < 0 {
-                continue;
+            if src >= 0 && !place_fd(src, target as RawFd) {
+                bail!(Step::Dup2);
             }
-            let ret = if src == target {
-                // dup2(fd, fd) would keep close-on-exec: clear it explicitly.
-                libc::fcntl(src, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(src, target)
-            };
-            if ret == -1 {
-                fail(plan, Step::Dup2);
+        }
+        for &(src, target) in plan.extra_fds {
+            if !place_fd(src, target) {
+                bail!(Step::PassFds);
             }
         }
         // 3. Working directory.
         if let Some(cwd) = plan.cwd {
             if libc::chdir(cwd.as_ptr()) == -1 {
-                fail(plan, Step::Chdir);
+                bail!(Step::Chdir);
             }
         }
         // 4. umask (cannot fail).
@@ -158,14 +181,14 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             libc::umask(mask);
         }
         // 5. Signals: no handler of the parent may run here; then the child's own mask.
-        if plan.reset_handlers {
+        if plan.reset_handlers && !plan.in_place {
             // A hook may unblock a signal the final mask blocks: then reset every handler.
             reset_signal_handlers(if hooks.is_empty() { plan.mask } else { None });
         }
         if plan.restore_signals {
             for sig in [libc::SIGPIPE, libc::SIGXFSZ] {
                 if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
-                    fail(plan, Step::Signals);
+                    bail!(Step::Signals);
                 }
             }
         }
@@ -175,16 +198,16 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             if let Err(e) =
                 signal::rt_sigprocmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut())
             {
-                fail_with(plan.report, Step::Signals, e);
+                return (Step::Signals, e);
             }
         }
         // 6. Session and process group.
         if plan.setsid && libc::setsid() == -1 {
-            fail(plan, Step::Setsid);
+            bail!(Step::Setsid);
         }
         if let Some(pgid) = plan.pgid {
             if libc::setpgid(0, pgid) == -1 {
-                fail(plan, Step::Setpgid);
+                bail!(Step::Setpgid);
             }
         }
         // 7. Resource limits (raw prlimit64: the glibc wrapper is not promised to be lock-free).
@@ -197,24 +220,40 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
                 std::ptr::null_mut::<libc::rlimit64>(),
             );
             if ret == -1 {
-                fail(plan, Step::Rlimit);
+                bail!(Step::Rlimit);
             }
         }
         // 8. Credentials, in the order that keeps the privilege to set the next one. Raw system
         //    calls: glibc's wrappers signal every thread of the (shared) parent.
+        //    In place, the wrappers are what is wanted: every thread of the process changes.
         if let Some(groups) = plan.groups {
-            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == -1 {
-                fail(plan, Step::Setgroups);
+            let ret = if plan.in_place {
+                libc::setgroups(groups.len(), groups.as_ptr())
+            } else {
+                libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) as libc::c_int
+            };
+            if ret == -1 {
+                bail!(Step::Setgroups);
             }
         }
         if let Some(gid) = plan.gid {
-            if libc::syscall(libc::SYS_setregid, gid, gid) == -1 {
-                fail(plan, Step::Setgid);
+            let ret = if plan.in_place {
+                libc::setregid(gid, gid)
+            } else {
+                libc::syscall(libc::SYS_setregid, gid, gid) as libc::c_int
+            };
+            if ret == -1 {
+                bail!(Step::Setgid);
             }
         }
         if let Some(uid) = plan.uid {
-            if libc::syscall(libc::SYS_setreuid, uid, uid) == -1 {
-                fail(plan, Step::Setuid);
+            let ret = if plan.in_place {
+                libc::setreuid(uid, uid)
+            } else {
+                libc::syscall(libc::SYS_setreuid, uid, uid) as libc::c_int
+            };
+            if ret == -1 {
+                bail!(Step::Setuid);
             }
         }
         // 9. Parent-death signal, after the credentials (changing them clears it). If the
@@ -222,7 +261,7 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         #[cfg(target_os = "linux")]
         if let Some((sig, parent)) = plan.pdeathsig {
             if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) == -1 {
-                fail(plan, Step::ParentDeathSignal);
+                bail!(Step::ParentDeathSignal);
             }
             if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
                 libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), sig);
@@ -237,7 +276,9 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             environ = plan.envp.cast_mut().cast();
         }
         for hook in hooks.iter_mut() {
-            run_hook(plan, hook);
+            if let Err(errno) = run_hook(plan, hook) {
+                return (Step::PreExecHook, errno);
+            }
         }
         // 11. Close every other descriptor: after the hooks, which may have opened some.
         if plan.close_fds {
@@ -259,12 +300,26 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
                 saved = last;
             }
         }
-        fail_with(
-            plan.report,
-            Step::Exec,
-            if saved != 0 { saved } else { last },
-        )
+        (Step::Exec, if saved != 0 { saved } else { last })
     }
+}
+
+/// Makes `target` a copy of `src` that survives exec; false (errno set) if that failed.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn place_fd(src: RawFd, target: RawFd) -> bool {
+    // SAFETY: fcntl and dup2 on descriptor numbers are async-signal-safe.
+    let ret = unsafe {
+        if src == target {
+            // dup2(fd, fd) would keep close-on-exec: clear it explicitly.
+            libc::fcntl(src, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(src, target)
+        }
+    };
+    ret != -1
 }
 
 /// The error pipe of a forked child while it runs the user's hooks; -1 everywhere else. Only a
@@ -286,12 +341,13 @@ pub(crate) fn exit_if_panicking_in_hook() {
     }
 }
 
-/// Runs one user hook; an error or a panic is reported as [`Step::PreExecHook`].
+/// Runs one user hook; an error or a panic comes back as the errno to report with
+/// [`Step::PreExecHook`] (0 when there is none).
 ///
 /// # Safety
 ///
-/// See the module's child contract; only called in a forked child.
-unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
+/// See the module's child contract; only called in a forked child or in place.
+unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) -> Result<(), i32> {
     if let Report::Pipe(fd) = plan.report {
         HOOK_REPORT_FD.store(fd, Ordering::Relaxed);
     }
@@ -300,7 +356,8 @@ unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
     // stops here.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
     let errno = match result {
-        Ok(Ok(())) => return,
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) if plan.in_place => return Err(e.raw_os_error().unwrap_or(0)),
         Ok(Err(e)) => {
             let errno = e.raw_os_error().unwrap_or(0);
             // Freeing a custom error's box is not async-signal-safe: leak it, we exit now.
@@ -312,8 +369,7 @@ unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
             0
         }
     };
-    // SAFETY: writes a fixed record and exits.
-    unsafe { fail_with(plan.report, Step::PreExecHook, errno) }
+    Err(errno)
 }
 
 /// Sets every caught signal to its default disposition, skipping signals that stay blocked
@@ -357,17 +413,20 @@ unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
     }
 }
 
-/// Closes every descriptor ≥ 3 except the passed ones and the error pipe, if there is one.
+/// Closes every descriptor ≥ 3 except the kept ones (passed, or at a chosen number) and the
+/// error pipe, if there is one. In place, marks them close-on-exec instead: closing a
+/// descriptor another thread still uses would let its number be reused under that thread.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
 unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
-    // The kept descriptors, ascending: the (sorted) pass_fds merged with the error pipe.
+    let cloexec_only = plan.in_place;
+    // The kept descriptors, ascending: the (sorted) keep_fds merged with the error pipe.
     let errpipe = plan.report.fd();
     let mut low: libc::c_uint = 3;
     let mut pass = plan
-        .pass_fds
+        .keep_fds
         .iter()
         .copied()
         .filter(|&fd| fd >= 3)
@@ -392,34 +451,38 @@ unsafe fn close_fds_except(plan: &ChildPlan<'_>) {
         let keep = keep as libc::c_uint;
         if keep > low {
             // SAFETY: see the module contract.
-            if unsafe { !close_range(low, keep - 1) } {
+            if unsafe { !close_range(low, keep - 1, cloexec_only) } {
                 // SAFETY: see the module contract.
-                unsafe { close_fds_slow(errpipe, low, keep - 1) };
+                unsafe { close_fds_slow(errpipe, low, keep - 1, cloexec_only) };
             }
         }
         low = low.max(keep + 1);
     }
     // SAFETY: see the module contract.
-    if unsafe { !close_range(low, libc::c_uint::MAX) } {
+    if unsafe { !close_range(low, libc::c_uint::MAX, cloexec_only) } {
         // SAFETY: see the module contract.
-        unsafe { close_fds_slow(errpipe, low, libc::c_uint::MAX) };
+        unsafe { close_fds_slow(errpipe, low, libc::c_uint::MAX, cloexec_only) };
     }
 }
 
-/// `close_range(first, last, 0)`; false if the kernel lacks it.
+/// `close_range(first, last, 0)`, or with `CLOSE_RANGE_CLOEXEC` when `cloexec_only`; false if
+/// the kernel lacks it (or, before Linux 5.11, the flag).
 ///
 /// # Safety
 ///
 /// See the module's child contract.
-unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
+unsafe fn close_range(first: libc::c_uint, last: libc::c_uint, cloexec_only: bool) -> bool {
     #[cfg(target_os = "linux")]
     {
+        // Linux's CLOSE_RANGE_CLOEXEC (include/uapi/linux/close_range.h).
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        let flags = if cloexec_only { CLOSE_RANGE_CLOEXEC } else { 0 };
         // SAFETY: close_range only touches our descriptor table.
-        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) == 0 }
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) == 0 }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (first, last);
+        let _ = (first, last, cloexec_only);
         false
     }
 }
@@ -429,7 +492,12 @@ unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) -> bool {
 /// # Safety
 ///
 /// See the module's child contract.
-unsafe fn close_fds_slow(keep: Option<RawFd>, first: libc::c_uint, last: libc::c_uint) {
+unsafe fn close_fds_slow(
+    keep: Option<RawFd>,
+    first: libc::c_uint,
+    last: libc::c_uint,
+    cloexec_only: bool,
+) {
     let mut limit: libc::rlimit64 = libc::rlimit64 {
         rlim_cur: 0,
         rlim_max: 0,
@@ -453,8 +521,15 @@ unsafe fn close_fds_slow(keep: Option<RawFd>, first: libc::c_uint, last: libc::c
     let mut fd = first;
     while fd <= end {
         if Some(fd as RawFd) != keep {
-            // SAFETY: closing a descriptor number, open or not, is async-signal-safe.
-            unsafe { libc::close(fd as RawFd) };
+            // SAFETY: closing a descriptor number, or setting its flags, open or not, is
+            // async-signal-safe.
+            unsafe {
+                if cloexec_only {
+                    libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC);
+                } else {
+                    libc::close(fd as RawFd);
+                }
+            }
         }
         fd += 1;
     }

@@ -27,7 +27,7 @@ pub(super) fn spawn(
 ) -> Result<Started, SpawnError> {
     let (err_read, err_write) =
         sys::fd::pipe_cloexec().map_err(|e| SpawnError::new(Step::Pipe, e))?;
-    let err_write = prepare::above_std_streams(err_write)?;
+    let err_write = prepare::above_targets(err_write, fds.floor)?;
     // The hooks are called through a raw pointer: the plan borrows the rest of the command.
     let hooks: *mut [super::request::Hook] = req.hooks.as_mut_slice();
     let report = Report::Pipe(err_write.as_raw_fd());

@@ -7,6 +7,7 @@
 pub(crate) mod child;
 mod clone_vfork;
 mod fork;
+mod in_place;
 mod posix;
 pub(crate) mod posix_layer;
 pub(crate) mod prepare;
@@ -14,6 +15,7 @@ pub(crate) mod report;
 mod request;
 pub(crate) mod strategy;
 
+pub(crate) use in_place::exec;
 pub use request::SignalMask;
 pub(crate) use request::{PassFd, Request};
 pub use strategy::{PathChoice, SpawnPath};
@@ -193,7 +195,7 @@ pub(crate) fn led_group(
 fn child_plan<'a>(
     req: &'a Request,
     prep: &'a Prepared,
-    fds: &FdPlan,
+    fds: &'a FdPlan,
     report: report::Report<'a>,
     mask: Option<&'a sys::signal::SigSet>,
     reset_handlers: bool,
@@ -205,7 +207,9 @@ fn child_plan<'a>(
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
+        extra_fds: &fds.extra,
         pass_fds: &prep.pass_fds,
+        keep_fds: &prep.keep_fds,
         close_fds: req.close_fds,
         report,
         umask: req.umask.map(|m| m as libc::mode_t),
@@ -221,6 +225,7 @@ fn child_plan<'a>(
         pdeathsig: req
             .parent_death_signal
             .map(|s| (s, std::process::id() as libc::pid_t)),
+        in_place: false,
     }
 }
 

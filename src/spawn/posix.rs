@@ -19,6 +19,7 @@ use crate::sys::signal::SigSet;
 pub(super) fn spawn(req: &Request, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
     let setup = |e| SpawnError::new(Step::Spawn, e);
     let plain = fds.sources.iter().all(Option::is_none)
+        && fds.extra.is_empty()
         && prep.pass_fds.is_empty()
         && prep.cwd.is_none()
         && req.close_fds;
@@ -89,7 +90,8 @@ pub(super) fn spawn(req: &Request, prep: &Prepared, fds: &FdPlan) -> Result<Star
     ))
 }
 
-/// The child's steps before exec: the standard streams, `pass_fds`, the working directory and
+/// The child's steps before exec: the standard streams, `pass_fds` and the chosen numbers, the
+/// working directory and
 /// the closing of every other descriptor.
 fn file_actions(req: &Request, prep: &Prepared, fds: &FdPlan) -> std::io::Result<FileActions> {
     let mut actions = FileActions::new()?;
@@ -97,16 +99,33 @@ fn file_actions(req: &Request, prep: &Prepared, fds: &FdPlan) -> std::io::Result
         // dup2(fd, fd) clears close-on-exec.
         actions.dup2(fd, fd)?;
     }
+    // Each source is its own target or no target at all (see `FdPlan`): any order works.
+    // dup2(fd, fd) clears close-on-exec here.
     for (target, src) in fds.sources.iter().enumerate() {
         if let Some(src) = *src {
             actions.dup2(src, target as i32)?;
         }
     }
+    for &(src, target) in &fds.extra {
+        actions.dup2(src, target)?;
+    }
     if let Some(cwd) = &prep.cwd {
         actions.chdir(cwd)?;
     }
     if req.close_fds {
-        actions.closefrom(3)?;
+        // The chosen numbers must survive: close every other descriptor below the highest
+        // one by one (after the dup2s, which still read their sources), then the rest at once.
+        // A number that is not open is skipped by the C library (an error only out of range).
+        let mut chosen: Vec<i32> = fds.extra.iter().map(|&(_, target)| target).collect();
+        chosen.sort_unstable();
+        let mut low = 3;
+        for &target in &chosen {
+            for fd in low..target {
+                actions.close(fd)?;
+            }
+            low = target + 1;
+        }
+        actions.closefrom(low)?;
     }
     Ok(actions)
 }

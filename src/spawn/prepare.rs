@@ -5,21 +5,30 @@
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::request::{Request, SignalMask};
 use crate::error::{SpawnError, Step};
 use crate::exec::env::{self, EnvBlock};
 use crate::exec::{exec_candidates, CStringArray};
-use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, StdioKind};
+use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, OpenMode, StdioKind};
 use crate::sys;
 use crate::sys::signal::SigSet;
 
-/// The child's standard streams: which parent descriptor becomes child fd 0, 1, 2.
+/// The child's descriptors: which parent descriptor becomes child fd 0, 1, 2, and each number
+/// chosen with `pass_fd_as`.
+///
+/// Every source (of a standard stream or of a chosen number) is either equal to its own
+/// target or no target at all (not 0–2, not a chosen number), so the `dup2`s can run in any
+/// order without one clobbering another's source.
 pub(crate) struct FdPlan {
     /// Source descriptor for each of the child's fds 0–2; `None` leaves that fd as inherited.
-    /// Every source is either ≥ 3 or equal to its own target, so the `dup2`s can run in any
-    /// order without one clobbering another's source.
     pub(crate) sources: [Option<RawFd>; 3],
+    /// (source, target) for each descriptor given at a chosen number (targets ≥ 3).
+    pub(crate) extra: Vec<(RawFd, RawFd)>,
+    /// The lowest number above every target (≥ 3): a descriptor the child must keep through
+    /// the `dup2`s (the error pipe) is put at or above it.
+    pub(crate) floor: RawFd,
     /// Descriptors that must stay open until the child has been started (child ends of pipes,
     /// the null device, copies moved out of 0–2); closed when the plan is dropped.
     pub(crate) keep_alive: Vec<OwnedFd>,
@@ -43,6 +52,9 @@ pub(crate) struct Prepared {
     pub(crate) program: OsString,
     pub(crate) cwd: Option<CString>,
     pub(crate) pass_fds: Vec<RawFd>,
+    /// Every descriptor ≥ 3 that `close_fds` must leave open, ascending: the passed ones and
+    /// the chosen numbers of `pass_fd_as`.
+    pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) groups: Option<Vec<libc::gid_t>>,
     pub(crate) rlimits: Vec<(libc::c_int, libc::rlimit64)>,
     /// The mask the child must end up with; `None` for "as inherited".
@@ -122,8 +134,14 @@ pub(crate) fn prepare(req: &Request) -> Result<Prepared, SpawnError> {
     }
     pass_fds.sort_unstable();
     pass_fds.dedup();
+    let keep_fds = kept_descriptors(req, &pass_fds)?;
     if let Some((step, fd)) = closed_descriptor(req, &pass_fds) {
         return Err(SpawnError::from_errno(step, libc::EBADF).with_fd(fd));
+    }
+    for stdio in [&req.stdin, &req.stdout, &req.stderr] {
+        if let StdioKind::Path(path, _) = &stdio.0 {
+            cstring("redirection path", path.as_os_str())?;
+        }
     }
     let groups = match &req.extra_groups {
         Some(g) => {
@@ -193,10 +211,61 @@ pub(crate) fn prepare(req: &Request) -> Result<Prepared, SpawnError> {
         program,
         cwd,
         pass_fds,
+        keep_fds,
         groups,
         rlimits,
         mask,
     })
+}
+
+/// Checks the numbers chosen with `pass_fd_as` and returns every descriptor ≥ 3 that
+/// `close_fds` must keep, ascending.
+fn kept_descriptors(req: &Request, pass_fds: &[RawFd]) -> Result<Vec<RawFd>, SpawnError> {
+    let mut targets: Vec<RawFd> = Vec::with_capacity(req.pass_fds_as.len());
+    for (source, target) in &req.pass_fds_as {
+        let target = *target;
+        if target < 3 {
+            return Err(SpawnError::invalid(format!(
+                "pass_fd_as({}, {target}): the target must be 3 or more (0-2 are set with \
+                 stdin, stdout and stderr)",
+                source.raw()
+            )));
+        }
+        if source.raw() < 0 {
+            return Err(SpawnError::invalid(format!(
+                "pass_fd_as holds a negative descriptor: {}",
+                source.raw()
+            )));
+        }
+        let limit = descriptor_limit();
+        if target >= limit {
+            return Err(SpawnError::new(
+                Step::PassFds,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "pass_fd_as target {target} is beyond the descriptor limit \
+                         (RLIMIT_NOFILE {limit})"
+                    ),
+                ),
+            )
+            .with_fd(target));
+        }
+        if targets.contains(&target) {
+            return Err(SpawnError::invalid(format!(
+                "descriptor {target} is the target of two pass_fd_as"
+            )));
+        }
+        if pass_fds.binary_search(&target).is_ok() {
+            return Err(SpawnError::invalid(format!(
+                "descriptor {target} is both passed (pass_fd) and the target of a pass_fd_as"
+            )));
+        }
+        targets.push(target);
+    }
+    targets.extend(pass_fds.iter().copied().filter(|&fd| fd >= 3));
+    targets.sort_unstable();
+    Ok(targets)
 }
 
 /// The step a child would fail at because a descriptor it must use is not open in this process
@@ -205,7 +274,12 @@ pub(crate) fn prepare(req: &Request) -> Result<Prepared, SpawnError> {
 /// any path: the vfork and fork children would only report it after they exist, and
 /// `posix_spawn` reports it as an errno that cannot be told from a failed exec.
 pub(crate) fn closed_descriptor(req: &Request, pass_fds: &[RawFd]) -> Option<(Step, RawFd)> {
-    if let Some(&fd) = pass_fds.iter().find(|&&fd| !sys::fd::is_open(fd)) {
+    if let Some(fd) = pass_fds
+        .iter()
+        .copied()
+        .chain(req.pass_fds_as.iter().map(|(source, _)| source.raw()))
+        .find(|&fd| !sys::fd::is_open(fd))
+    {
         return Some((Step::PassFds, fd));
     }
     [&req.stdin, &req.stdout, &req.stderr]
@@ -215,6 +289,22 @@ pub(crate) fn closed_descriptor(req: &Request, pass_fds: &[RawFd]) -> Option<(St
             _ => None,
         })
         .map(|fd| (Step::Dup2, fd))
+}
+
+/// The soft `RLIMIT_NOFILE`: no descriptor number reaches it.
+fn descriptor_limit() -> RawFd {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: getrlimit only writes the struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok {
+        limit.rlim_cur.min(RawFd::MAX as libc::rlim_t) as RawFd
+    } else {
+        RawFd::MAX
+    }
 }
 
 fn euid_is_root() -> bool {
@@ -245,6 +335,8 @@ fn search_path(envp: &EnvBlock) -> Option<&OsStr> {
 pub(crate) fn plan_fds(req: &Request) -> Result<FdPlan, SpawnError> {
     let mut plan = FdPlan {
         sources: [None; 3],
+        extra: Vec::new(),
+        floor: 3,
         keep_alive: Vec::new(),
         stdin: None,
         stdout: None,
@@ -290,9 +382,20 @@ pub(crate) fn plan_fds(req: &Request) -> Result<FdPlan, SpawnError> {
         None => None,
     };
 
+    let open_path = |plan: &mut FdPlan, path: &Path, mode: OpenMode| {
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| SpawnError::invalid(format!("{path:?} contains a NUL byte")))?;
+        let fd = sys::fd::open_cloexec_mode(&c, mode.flags(), 0o666)
+            .map_err(|e| SpawnError::new(Step::Open, e).with_path(path))?;
+        let raw = fd.as_raw_fd();
+        plan.keep_alive.push(fd);
+        Ok::<RawFd, SpawnError>(raw)
+    };
+
     // stdin
     plan.sources[0] = match &req.stdin.0 {
         StdioKind::Inherit => None,
+        StdioKind::Path(path, mode) => Some(open_path(&mut plan, path, *mode)?),
         StdioKind::Null => Some(open_null(&mut plan)?),
         StdioKind::Fd(fd) => Some(fd.as_raw_fd()),
         StdioKind::Pipe => {
@@ -312,6 +415,7 @@ pub(crate) fn plan_fds(req: &Request) -> Result<FdPlan, SpawnError> {
         plan.sources[target] = match kind {
             StdioKind::Inherit | StdioKind::SameAsStdout | StdioKind::SameAsStderr => None,
             StdioKind::Null => Some(open_null(&mut plan)?),
+            StdioKind::Path(path, mode) => Some(open_path(&mut plan, path, *mode)?),
             StdioKind::Fd(fd) => Some(fd.as_raw_fd()),
             StdioKind::Pipe => {
                 let (r, w) = sys::fd::pipe_cloexec().map_err(pipe_err)?;
@@ -334,30 +438,62 @@ pub(crate) fn plan_fds(req: &Request) -> Result<FdPlan, SpawnError> {
         plan.sources[1] = plan.sources[2].or(inherited_twin);
     }
 
-    // A source that sits on another standard stream's number would be clobbered by that
-    // stream's dup2: move it above 2 first. Afterwards each source is ≥ 3 or its own target.
+    plan.extra = req
+        .pass_fds_as
+        .iter()
+        .map(|(source, target)| (source.raw(), *target))
+        .collect();
+    plan.floor = plan
+        .extra
+        .iter()
+        .map(|&(_, target)| target + 1)
+        .max()
+        .unwrap_or(3)
+        .max(3);
+
+    // A source that sits on another target's number (0-2, or a number chosen with
+    // `pass_fd_as`) would be clobbered by that target's dup2: move it above every target
+    // first. Afterwards each source is its own target or no target at all. Sources below 3
+    // are moved even when that standard stream is inherited (no dup2 writes there): simpler
+    // to prove, and it costs one dup in a rare case.
+    let is_target = |fd: RawFd, extra: &[(RawFd, RawFd)]| {
+        (0..3).contains(&fd) || extra.iter().any(|&(_, t)| t == fd)
+    };
+    let floor = plan.floor;
+    let move_away = |plan: &mut FdPlan, src: RawFd| -> Result<RawFd, SpawnError> {
+        #[allow(unsafe_code)]
+        // SAFETY: `src` is open: it is one of our own descriptors, a descriptor the command
+        // owns (checked open in `prepare`), or one of the parent's standard streams named by
+        // "same as".
+        let borrowed = unsafe { BorrowedFd::borrow_raw(src) };
+        let moved = sys::fd::dup_cloexec_min(borrowed, floor).map_err(pipe_err)?;
+        let raw = moved.as_raw_fd();
+        plan.keep_alive.push(moved);
+        Ok(raw)
+    };
     for target in 0..3 {
         if let Some(src) = plan.sources[target] {
-            if src < 3 && src != target as RawFd {
-                #[allow(unsafe_code)]
-                // SAFETY: `src` is open: it is one of our own descriptors, a descriptor the
-                // command owns, or one of the parent's standard streams named by "same as".
-                let borrowed = unsafe { BorrowedFd::borrow_raw(src) };
-                let moved = sys::fd::dup_cloexec_min(borrowed, 3).map_err(pipe_err)?;
-                plan.sources[target] = Some(moved.as_raw_fd());
-                plan.keep_alive.push(moved);
+            if src != target as RawFd && is_target(src, &plan.extra) {
+                plan.sources[target] = Some(move_away(&mut plan, src)?);
             }
+        }
+    }
+    for i in 0..plan.extra.len() {
+        let (src, target) = plan.extra[i];
+        if src != target && is_target(src, &plan.extra) {
+            plan.extra[i].0 = move_away(&mut plan, src)?;
         }
     }
     Ok(plan)
 }
 
-/// Moves `fd` to a number ≥ 3 if it sits on a standard stream's number.
-pub(crate) fn above_std_streams(fd: OwnedFd) -> Result<OwnedFd, SpawnError> {
-    if fd.as_raw_fd() >= 3 {
+/// Moves `fd` to a number ≥ `floor` if it sits below: a descriptor the child needs after its
+/// `dup2`s (the error pipe) must not sit on a number they write to.
+pub(crate) fn above_targets(fd: OwnedFd, floor: RawFd) -> Result<OwnedFd, SpawnError> {
+    if fd.as_raw_fd() >= floor {
         return Ok(fd);
     }
-    sys::fd::dup_cloexec_min(fd.as_fd(), 3).map_err(|e| SpawnError::new(Step::Pipe, e))
+    sys::fd::dup_cloexec_min(fd.as_fd(), floor).map_err(|e| SpawnError::new(Step::Pipe, e))
 }
 
 impl Prepared {

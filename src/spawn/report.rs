@@ -63,6 +63,9 @@ pub(crate) enum Report<'a> {
     Pipe(RawFd),
     /// Memory shared with the suspended parent: a `CLONE_VM | CLONE_VFORK` child.
     Shared(&'a SharedReport),
+    /// No child: the steps run in the calling process (`Command::exec`), which gets the
+    /// failure back as a return value.
+    Caller,
 }
 
 impl Report<'_> {
@@ -70,7 +73,7 @@ impl Report<'_> {
     pub(crate) fn fd(self) -> Option<RawFd> {
         match self {
             Report::Pipe(fd) => Some(fd),
-            Report::Shared(_) => None,
+            Report::Shared(_) | Report::Caller => None,
         }
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Request {
     pub(crate) stderr: Stdio,
     pub(crate) close_fds: bool,
     pub(crate) pass_fds: Vec<PassFd>,
+    /// Descriptors to give the child at a chosen number: (source, number in the child).
+    pub(crate) pass_fds_as: Vec<(PassFd, RawFd)>,
     pub(crate) restore_signals: bool,
     pub(crate) signal_mask: SignalMask,
     pub(crate) new_session: bool,
@@ -86,6 +88,7 @@ impl Request {
             stderr: Stdio::inherit(),
             close_fds: true,
             pass_fds: Vec::new(),
+            pass_fds_as: Vec::new(),
             restore_signals: true,
             signal_mask: SignalMask::Empty,
             new_session: false,

@@ -140,6 +140,9 @@ pub(crate) fn mark_vm_not_shared() {
     VM_NOT_SHARED.store(true, Ordering::Relaxed);
 }
 
+/// The highest number `pass_fd_as` may choose for `posix_spawn` to take it with `close_fds` on.
+pub(crate) const MAX_CHOSEN_WITH_CLOSE_FDS: i32 = 1024;
+
 /// Why `posix_spawn` cannot express this command, if it cannot.
 fn posix_spawn_refusal(req: &Request) -> Option<&'static str> {
     if !req.hooks.is_empty() {
@@ -159,6 +162,16 @@ fn posix_spawn_refusal(req: &Request) -> Option<&'static str> {
     }
     if req.close_fds && !req.pass_fds.is_empty() {
         return Some("descriptors are passed while close_fds is on");
+    }
+    // With close_fds, the descriptors below the highest chosen number that are not chosen are
+    // closed one file action each (see `posix::file_actions`): keep that list short.
+    if req.close_fds
+        && req
+            .pass_fds_as
+            .iter()
+            .any(|&(_, target)| target > MAX_CHOSEN_WITH_CLOSE_FDS)
+    {
+        return Some("a pass_fd_as number is above 1024 while close_fds is on");
     }
     if !Extension::ReportsExecErrors.is_available() {
         return Some("the C library's posix_spawn does not report exec errors");

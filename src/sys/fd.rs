@@ -84,6 +84,25 @@ pub(crate) fn open_cloexec(path: &CStr, flags: libc::c_int) -> io::Result<OwnedF
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `open(path, flags | O_CLOEXEC, mode)`: `mode` is used when `flags` has `O_CREAT`.
+pub(crate) fn open_cloexec_mode(
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call; open reads the mode
+    // argument only with O_CREAT, and it is always passed.
+    let fd = cvt_r(|| unsafe {
+        libc::open(
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    })?;
+    // SAFETY: open returned a fresh descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `read(2)`, retrying `EINTR`.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
