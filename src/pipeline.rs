@@ -595,6 +595,6 @@ fn stop_stages(stages: &[Popen], group: Option<libc::pid_t>, grace: Duration) {
         handle::signal_group(group, signal);
     }
     for child in stages {
-        let _ = child.wait();
+        let _ = child.wait_shared();
     }
 }

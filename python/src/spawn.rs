@@ -192,7 +192,9 @@ fn spawn_with_preexec(cmd: &mut Command, preexec_fn: Py<PyAny>) -> Result<i32, S
 fn child_record(err: &SpawnError) -> Option<Vec<u8>> {
     let errno = err.raw_os_error().unwrap_or(0);
     match err.step() {
-        Step::Prepare | Step::Audit | Step::Pipe | Step::PipeSize | Step::Spawn => None,
+        Step::Prepare | Step::Audit | Step::Pipe | Step::PipeSize | Step::Open | Step::Spawn => {
+            None
+        }
         Step::PreExecHook => Some(PREEXEC_FAILED.to_vec()),
         step => Some(os_error_record(errno, step.is_before_user_code())),
     }

@@ -125,7 +125,7 @@ impl PipelineChild {
     pub fn wait(&self) -> io::Result<PipelineStatus> {
         let mut statuses = Vec::with_capacity(self.stages.len());
         for child in &self.stages {
-            statuses.push(child.wait()?);
+            statuses.push(child.wait_shared()?);
         }
         Ok(self.status_of(statuses))
     }
