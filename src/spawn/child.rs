@@ -36,6 +36,8 @@ pub(crate) struct ChildPlan<'a> {
     /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
     pub(crate) fds: [RawFd; 3],
     pub(crate) pass_fds: &'a [RawFd],
+    /// Descriptors the command closes before the standard streams are set up.
+    pub(crate) close: &'a [RawFd],
     pub(crate) close_fds: bool,
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
@@ -114,6 +116,16 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         // 1. Passed descriptors survive exec.
         for &fd in plan.pass_fds {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                fail(plan, Step::PassFds);
+            }
+        }
+        // 1b. Descriptors the command closes (CPython: the parent's pipe ends). One that is
+        //     ours (the error pipe, a stream source) was not open when the command named it.
+        for &fd in plan.close {
+            if plan.report.fd() == Some(fd) || plan.fds.contains(&fd) {
+                fail_with(plan.report, Step::PassFds, libc::EBADF);
+            }
+            if libc::close(fd) == -1 {
                 fail(plan, Step::PassFds);
             }
         }

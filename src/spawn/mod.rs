@@ -84,6 +84,7 @@ fn child_plan<'a>(
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),
         pass_fds: &prep.pass_fds,
+        close: &cmd.close_in_child,
         close_fds: cmd.close_fds,
         report,
         umask: cmd.umask.map(|m| m as libc::mode_t),

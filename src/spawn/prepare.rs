@@ -98,7 +98,8 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         .executable
         .clone()
         .unwrap_or_else(|| cmd.argv[0].clone());
-    if program.is_empty() {
+    // With an executable list, the program name only labels errors.
+    if program.is_empty() && cmd.executable_list.is_none() {
         return Err(SpawnError::invalid("the program name is empty"));
     }
     let candidates = match &cmd.executable_list {
@@ -219,6 +220,13 @@ fn ngroups_max() -> usize {
 
 /// The environment the child gets, or `None` when it is the parent's, unchanged.
 fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
+    if let Some(entries) = &cmd.environ {
+        let strings = entries
+            .iter()
+            .map(|e| cstring("environment entry", e))
+            .collect::<Result<_, _>>()?;
+        return Ok(Some(CStringArray::new(strings)));
+    }
     if !cmd.env_clear && cmd.env.is_empty() {
         return Ok(None);
     }
@@ -263,6 +271,12 @@ fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
 
 /// The `PATH` the child's program is searched in: the child's own if the command sets one.
 fn search_path(cmd: &Command) -> Option<OsString> {
+    if let Some(entries) = &cmd.environ {
+        return entries
+            .iter()
+            .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+            .map(|v| OsStr::from_bytes(v).to_owned());
+    }
     match cmd.env.iter().find(|(k, _)| k == "PATH") {
         Some((_, v)) => v.clone(),
         None if cmd.env_clear => None,

@@ -156,6 +156,9 @@ fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
     if cmd.parent_death_signal.is_some() {
         return Some("a parent-death signal is set");
     }
+    if !cmd.close_in_child.is_empty() {
+        return Some("descriptors are to be closed in the child");
+    }
     if cmd.close_fds && !cmd.pass_fds.is_empty() {
         return Some("descriptors are passed while close_fds is on");
     }
