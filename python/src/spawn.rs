@@ -22,6 +22,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::args::Request;
+use crate::fds;
 
 /// The message CPython's child reports when `preexec_fn` raised.
 const PREEXEC_FAILED: &[u8] = b"SubprocessError:0:Exception occurred in preexec_fn.";
@@ -34,8 +35,18 @@ const PREEXEC_FAILED: &[u8] = b"SubprocessError:0:Exception occurred in preexec_
 /// `OSError`, as CPython's `fork_exec` does. A failure in the child does not raise: it is
 /// reported through `errpipe_write`.
 pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
-    let errpipe = req.errpipe_write;
-    let mut cmd = match command(&req) {
+    // CPython's child reports through errpipe_write, unless it closed it as a parent end.
+    let errpipe = if req.parent_ends.contains(&req.errpipe_write) {
+        -1
+    } else {
+        req.errpipe_write
+    };
+    let built = if fds::cpython_child_fails(&req) {
+        Ok(fds::failing_command(&req))
+    } else {
+        command(&req)
+    };
+    let mut cmd = match built {
         Ok(cmd) => cmd,
         Err(record) => return Ok(report(errpipe, &record)),
     };
@@ -49,7 +60,7 @@ pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
     };
     match result {
         Ok(pid) => Ok(pid),
-        Err(err) => match child_record(&err) {
+        Err(err) => match child_record(&err, req.executable_list.is_empty()) {
             Some(record) => {
                 let no_child = report(errpipe, &record);
                 Ok(err.pid().unwrap_or(no_child))
@@ -74,6 +85,9 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.executable(first);
     }
     cmd.executable_list(&req.executable_list);
+    for fd in fds::close_in_child(req) {
+        cmd.close_in_child(fd);
+    }
     cmd.close_fds(req.close_fds);
     // subprocess.py reaps a child that failed, after reading its error record.
     cmd.keep_failed_child(true);
@@ -90,11 +104,8 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.cwd(cwd);
     }
     if let Some(env) = &req.env {
-        cmd.env_clear();
-        for entry in env {
-            let (key, value) = split_env_entry(entry);
-            cmd.env(key, value);
-        }
+        // Byte for byte, as CPython passes the list to execve.
+        cmd.environ(env.iter().map(|e| OsStr::from_bytes(e)));
     }
     if req.p2cread != -1 {
         cmd.stdin(borrowed_stdio(req.p2cread)?);
@@ -132,18 +143,6 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.spawn_path(SpawnPath::Fork);
     }
     Ok(cmd)
-}
-
-/// `KEY=VALUE` → (`KEY`, `VALUE`), splitting at the first `=` after the first byte (a name
-/// may start with `=`). An entry without `=` becomes a variable with an empty value.
-fn split_env_entry(entry: &[u8]) -> (&OsStr, &OsStr) {
-    match entry.iter().skip(1).position(|&b| b == b'=') {
-        Some(i) => (
-            OsStr::from_bytes(&entry[..i + 1]),
-            OsStr::from_bytes(&entry[i + 2..]),
-        ),
-        None => (OsStr::from_bytes(entry), OsStr::new("")),
-    }
 }
 
 /// The engine's stdio for a descriptor the caller owns (a close-on-exec duplicate is taken).
@@ -188,11 +187,14 @@ fn spawn_with_preexec(cmd: &mut Command, preexec_fn: Py<PyAny>) -> Result<i32, S
 }
 
 /// The error-pipe record for a failure in the child; `None` for a failure in the parent.
-fn child_record(err: &SpawnError) -> Option<Vec<u8>> {
+/// With no executable to try, CPython's child leaves its exec loop with errno 0, which it
+/// reports as a `SubprocessError` with no message.
+fn child_record(err: &SpawnError, no_executable: bool) -> Option<Vec<u8>> {
     let errno = err.raw_os_error().unwrap_or(0);
     match err.step() {
         Step::Prepare | Step::Audit | Step::Pipe | Step::PipeSize | Step::Spawn => None,
         Step::PreExecHook => Some(PREEXEC_FAILED.to_vec()),
+        Step::Exec if no_executable => Some(b"SubprocessError:0:".to_vec()),
         step => Some(os_error_record(errno, step.is_before_user_code())),
     }
 }
@@ -207,7 +209,7 @@ fn os_error_record(errno: i32, noexec: bool) -> Vec<u8> {
 /// left to reap: this process's own, which is never its own child, so `waitpid` on it fails
 /// with `ECHILD` at once.
 fn report(errpipe_write: RawFd, record: &[u8]) -> i32 {
-    let mut left = record;
+    let mut left = if errpipe_write < 0 { &[][..] } else { record };
     while !left.is_empty() {
         // SAFETY: writes from a live buffer into a descriptor number the caller owns.
         let n = unsafe { libc::write(errpipe_write, left.as_ptr().cast(), left.len()) };
