@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 pip() { "$PYTHON" -m pip "$@"; }
 
 echo "== python: install maturin, pytest; build and install ./python"
-pip install --quiet maturin pytest
+pip install --quiet maturin pytest hypothesis
 pip install --quiet --force-reinstall --no-deps ./python
 echo "== python: module tests"
 "$PYTHON" -m pytest -q -p no:cacheprovider python/tests
