@@ -54,22 +54,39 @@ impl FdModel {
     }
 }
 
-/// Whether CPython's child would fail with `EBADF` in its descriptor steps, which come before
-/// any other step that can fail.
-pub(crate) fn cpython_child_fails(req: &Request) -> bool {
+/// What CPython's descriptor steps would do in the child.
+pub(crate) struct FdSteps {
+    /// They fail with `EBADF`; they come before any other step that can fail.
+    pub(crate) fail: bool,
+    /// `errpipe_write` is still open where they end (it may be one of the parent's ends, which
+    /// they close): a failure record can still be written.
+    pub(crate) errpipe_open: bool,
+}
+
+/// Replays CPython's descriptor steps on a model of this process's descriptor table.
+pub(crate) fn cpython_fd_steps(req: &Request) -> FdSteps {
     let mut fds = FdModel::default();
+    let fail = !replay(req, &mut fds);
+    FdSteps {
+        fail,
+        errpipe_open: fds.is_open(req.errpipe_write),
+    }
+}
+
+/// The steps in CPython's order; false at the first one that would fail.
+fn replay(req: &Request, fds: &mut FdModel) -> bool {
     // make_inheritable(fds_to_keep), errpipe_write excepted.
     if req
         .fds_to_keep
         .iter()
         .any(|&fd| fd != req.errpipe_write && !fds.is_open(fd))
     {
-        return true;
+        return false;
     }
     // Close the parent's ends.
     for &fd in &req.parent_ends {
         if !fds.is_open(fd) {
-            return true;
+            return false;
         }
         fds.set(fd, false);
     }
@@ -77,14 +94,14 @@ pub(crate) fn cpython_child_fails(req: &Request) -> bool {
     let mut c2pwrite = req.c2pwrite;
     if c2pwrite == 0 {
         if !fds.is_open(0) {
-            return true;
+            return false;
         }
         c2pwrite = fds.dup();
     }
     let mut errwrite = req.errwrite;
     while errwrite == 0 || errwrite == 1 {
         if !fds.is_open(errwrite) {
-            return true;
+            return false;
         }
         errwrite = fds.dup();
     }
@@ -94,11 +111,11 @@ pub(crate) fn cpython_child_fails(req: &Request) -> bool {
             continue;
         }
         if !fds.is_open(src) {
-            return true;
+            return false;
         }
         fds.set(target, true);
     }
-    false
+    true
 }
 
 /// The parent ends the engine's child must close itself: those it would otherwise keep past
@@ -108,8 +125,8 @@ pub(crate) fn close_in_child(req: &Request) -> Vec<RawFd> {
     let mut out = Vec::new();
     for &fd in &req.parent_ends {
         let passed = fd != req.errpipe_write && req.fds_to_keep.contains(&fd);
-        // SAFETY: F_GETFD only reads the descriptor's flags (cpython_child_fails checked that
-        // the descriptor is open).
+        // SAFETY: F_GETFD only reads the descriptor's flags (the replayed steps checked that the
+        // descriptor is open).
         let inheritable = unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC == 0;
         let survives = fd < 3 || !req.close_fds || passed;
         if (passed || inheritable) && survives && !out.contains(&fd) {
@@ -119,7 +136,7 @@ pub(crate) fn close_in_child(req: &Request) -> Vec<RawFd> {
     out
 }
 
-/// A command whose child fails as CPython's does when `cpython_child_fails`: with `EBADF`
+/// A command whose child fails as CPython's does when its descriptor steps fail: with `EBADF`
 /// before any other step. The engine's child closes descriptor `-1` first thing and reports
 /// that failure as one before user code, so `fork_exec` writes CPython's record
 /// (`OSError:9:noexec`) and returns the failed child for `subprocess.py` to reap.

@@ -35,13 +35,14 @@ const PREEXEC_FAILED: &[u8] = b"SubprocessError:0:Exception occurred in preexec_
 /// `OSError`, as CPython's `fork_exec` does. A failure in the child does not raise: it is
 /// reported through `errpipe_write`.
 pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
+    let steps = fds::cpython_fd_steps(&req);
     // CPython's child reports through errpipe_write, unless it closed it as a parent end.
-    let errpipe = if req.parent_ends.contains(&req.errpipe_write) {
-        -1
-    } else {
+    let errpipe = if steps.errpipe_open {
         req.errpipe_write
+    } else {
+        -1
     };
-    let built = if fds::cpython_child_fails(&req) {
+    let built = if steps.fail {
         Ok(fds::failing_command(&req))
     } else {
         command(&req)
@@ -208,6 +209,7 @@ fn os_error_record(errno: i32, noexec: bool) -> Vec<u8> {
 /// Writes `record` into the error pipe and returns the pid to report when no failed child is
 /// left to reap: this process's own, which is never its own child, so `waitpid` on it fails
 /// with `ECHILD` at once.
+/// A negative `errpipe_write` writes nothing: the record is lost, as CPython's is.
 fn report(errpipe_write: RawFd, record: &[u8]) -> i32 {
     let mut left = if errpipe_write < 0 { &[][..] } else { record };
     while !left.is_empty() {

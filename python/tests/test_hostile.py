@@ -94,6 +94,12 @@ CASES = [
     ("stdin-closed", "fork_exec", fe(p2cread="closed_fd()")),
     ("stdout-negative", "fork_exec", fe(c2pwrite="-9")),
     ("bad-cwd-and-closed-end", "fork_exec", fe(cwd="'/no/such/dir'", p2cwrite="closed_fd()")),
+    # errpipe_write as a parent end: closed by CPython's child, whose later record is lost.
+    ("errpipe-write-closed-then-exec-fails", "fork_exec",
+     fe(errpipe_read="errpipe[1]", executable_list="[b'/no/such']")),
+    ("errpipe-write-closed-after-a-failure", "fork_exec",
+     fe(errpipe_read="errpipe[1]", p2cwrite="closed_fd()")),
+    ("errpipe-write-is-p2cwrite", "fork_exec", fe(p2cwrite="errpipe[1]", cwd="'/no/such'")),
     # Type names in messages as CPython writes them.
     ("pass-fds-none", "fork_exec", fe(pass_fds="None")),
     ("pass-fds-list", "fork_exec", fe(pass_fds="[errpipe[1]]")),
