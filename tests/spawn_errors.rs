@@ -126,6 +126,22 @@ fn a_missing_cwd() {
 }
 
 #[test]
+fn a_process_group_after_a_new_session() {
+    // A session leader cannot change its process group: setpgid fails with EPERM, even for
+    // group 0 (CPython's setsid-then-setpgid order).
+    for path in SpawnPath::ALL {
+        let mut cmd = Command::new("true");
+        cmd.start_new_session(true).process_group(0);
+        let err = spawn_err(cmd, path);
+        assert_eq!(
+            (err.step(), err.raw_os_error()),
+            (Step::Setpgid, Some(libc::EPERM)),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn a_cwd_that_is_a_file() {
     let file = fixture("plain-file", b"", 0o644);
     for path in SpawnPath::ALL {

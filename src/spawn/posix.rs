@@ -167,7 +167,9 @@ fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Ste
     if cwd_error(prep).is_some() {
         return Some(Step::Chdir);
     }
-    if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0) {
+    // setpgid fails with EPERM for a group of another session, and for any group after
+    // setsid (a session leader cannot move; glibc's child calls setsid first).
+    if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0 || cmd.new_session) {
         return Some(Step::Setpgid);
     }
     None
