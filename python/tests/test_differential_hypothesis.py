@@ -132,13 +132,15 @@ def fork_exec_setups(draw):
         args[i] = draw(FORK_EXEC_ARGS[i][1])
     count = draw(st.sampled_from([23] * 30 + [22, 24, 0]))
     args = (args + ["None"])[:count]
-    return "\n".join([
+    setup = "\n".join([
         "import pathlib",
         "errpipe = pipe()",
         "p = pipe()",
         "q = inheritable_pipe()",
         "args = [%s]" % ", ".join(args),
     ])
+    # The engine path popen prefers, where it can honour the call.
+    return setup, draw(st.sampled_from([None, "posix_spawn", "vfork", "fork"]))
 
 
 SPAWN_ARGV = st.one_of(
@@ -208,8 +210,9 @@ def posix_spawn_setups(draw):
 @seed(SEED)
 @SETTINGS
 @given(fork_exec_setups())
-def test_fork_exec_ends_as_cpythons(setup):
-    assert_same("fork_exec", setup)
+def test_fork_exec_ends_as_cpythons(setup_and_path):
+    setup, path = setup_and_path
+    assert_same("fork_exec", setup, spawn_path=path)
 
 
 @seed(SEED)

@@ -100,6 +100,8 @@ CASES = [
     ("errpipe-write-closed-after-a-failure", "fork_exec",
      fe(errpipe_read="errpipe[1]", p2cwrite="closed_fd()")),
     ("errpipe-write-is-p2cwrite", "fork_exec", fe(p2cwrite="errpipe[1]", cwd="'/no/such'")),
+    # A failure after setsid names its step on every path.
+    ("setsid-then-pgid-0", "fork_exec", fe(call_setsid="True", pgid_to_set="0")),
     # Type names in messages as CPython writes them.
     ("pass-fds-none", "fork_exec", fe(pass_fds="None")),
     ("pass-fds-list", "fork_exec", fe(pass_fds="[errpipe[1]]")),
@@ -113,3 +115,11 @@ CASES = [
 @pytest.mark.parametrize("name,setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_same_outcome_as_cpython(name, setup):
     assert_same(name, setup)
+
+
+# fork_exec again with each engine path preferred where it can honour the call.
+@pytest.mark.parametrize("path", ["posix_spawn", "vfork", "fork"])
+@pytest.mark.parametrize("setup", [c[2] for c in CASES if c[1] == "fork_exec"],
+                         ids=[c[0] for c in CASES if c[1] == "fork_exec"])
+def test_same_outcome_as_cpython_on_each_path(setup, path):
+    assert_same("fork_exec", setup, spawn_path=path)
