@@ -4,7 +4,8 @@ fresh interpreter, compared by outcome class.
 A call is described by Python source (`setup`) that runs in the fresh interpreter and defines
 `args` (and optionally `kwargs`). It may use the helpers of `PRELUDE` (pipes, a closed
 descriptor, objects whose `__len__`/`__getitem__`/`__bool__` lie or raise, the reporter child).
-The runner then calls the function, and reports as JSON:
+The runner then calls the function, runs the setup's `after()` if it defines one, and reports
+as JSON:
 
 - `result`: `["returned"]` or `["raised", type name, message]`;
 - `record`: what the child wrote into the error pipe (when the setup made one);
@@ -138,6 +139,8 @@ except BaseException as e:
     out["result"] = ["raised", type(e).__name__, str(e)]
     e = None
 out["fds"] = fd_table()
+if "after" in ns:
+    ns["after"]()
 errpipe = ns.get("errpipe")
 if errpipe is not None:
     os.close(errpipe[1])

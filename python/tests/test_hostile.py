@@ -68,6 +68,10 @@ CASES = [
     # The parent's pipe ends are closed in the child, and must be open.
     ("inheritable-p2cwrite", "fork_exec",
      fe(pre="r, w = inheritable_pipe()", p2cread="r", p2cwrite="w", close_fds="False")),
+    # The symptom: a child that holds the write end of its own stdin never sees EOF.
+    ("cat-sees-eof", "fork_exec",
+     fe(pre="r, w = inheritable_pipe()\nafter = lambda: os.close(w)", args="[b'cat']",
+        executable_list="[b'/bin/cat']", p2cread="r", p2cwrite="w", close_fds="False")),
     ("inheritable-c2pread", "fork_exec",
      fe(pre="r, w = inheritable_pipe()", c2pread="r", c2pwrite="w", close_fds="False")),
     ("inheritable-errread", "fork_exec",
@@ -114,7 +118,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_same_outcome_as_cpython(name, setup):
-    assert_same(name, setup)
+    assert_same(name, setup, timeout=10)
 
 
 # fork_exec again with each engine path preferred where it can honour the call.
@@ -122,4 +126,4 @@ def test_same_outcome_as_cpython(name, setup):
 @pytest.mark.parametrize("setup", [c[2] for c in CASES if c[1] == "fork_exec"],
                          ids=[c[0] for c in CASES if c[1] == "fork_exec"])
 def test_same_outcome_as_cpython_on_each_path(setup, path):
-    assert_same("fork_exec", setup, spawn_path=path)
+    assert_same("fork_exec", setup, timeout=10, spawn_path=path)
