@@ -46,6 +46,13 @@ CASES = [
     ("groups-getitem-bad-gid", "fork_exec", fe(extra_groups="GetItemList([0], [-5])")),
     ("groups-getitem-raises", "fork_exec",
      fe(extra_groups="GetItemList([0, 1], [0])", pre="GetItemList.__len__ = lambda s: 2")),
+    ("argv-grows-while-converted", "fork_exec",
+     fe(pre="class Grow:\n    def __fspath__(self):\n        L.append(b'x')\n        return b'x'\n"
+            "L = [Grow(), b'y']", args="L")),
+    ("pass-fds-tuple-subclass-lies", "fork_exec",
+     fe(pre="class T(tuple):\n    def __len__(self): return 10**9\n"
+            "    def __getitem__(self, i): return -1",
+        pass_fds="T((errpipe[1],))")),
     ("spawnp-argv-len-raises", "posix_spawnp",
      "args = ['true', LyingList(['true'], ZeroDivisionError('len')), {}]"),
     ("spawnp-argv-len-zero", "posix_spawnp", "args = ['true', LyingList(['true'], 0), {}]"),
