@@ -63,7 +63,12 @@ pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
         Ok(pid) => Ok(pid),
         Err(err) => match child_record(&err, req.executable_list.is_empty()) {
             Some(record) => {
-                let no_child = report(errpipe, &record);
+                // CPython's child closes every descriptor not kept, the error pipe included,
+                // after preexec_fn and before exec: an exec failure is then never reported.
+                let closed_before = req.close_fds
+                    && !req.fds_to_keep.contains(&req.errpipe_write)
+                    && matches!(err.step(), Step::CloseFds | Step::Exec);
+                let no_child = report(if closed_before { -1 } else { errpipe }, &record);
                 Ok(err.pid().unwrap_or(no_child))
             }
             None => Err(parent_error(py, &err)),

@@ -113,6 +113,15 @@ CASES = [
     ("errpipe-write-is-p2cwrite", "fork_exec", fe(p2cwrite="errpipe[1]", cwd="'/no/such'")),
     # A failure after setsid names its step on every path.
     ("setsid-then-pgid-0", "fork_exec", fe(call_setsid="True", pgid_to_set="0")),
+    # errpipe_write not kept: CPython's child closes it with the others before exec.
+    ("errpipe-write-not-kept-exec-fails", "fork_exec",
+     fe(pass_fds="()", executable_list="[b'/no/such']")),
+    ("errpipe-write-not-kept-no-executable", "fork_exec",
+     fe(pass_fds="()", executable_list="()")),
+    ("errpipe-write-not-kept-chdir-fails", "fork_exec",
+     fe(pass_fds="()", cwd="'/no/such/dir'")),
+    ("errpipe-write-not-kept-preexec-fails", "fork_exec",
+     fe(pass_fds="()", preexec_fn="lambda: 1/0")),
     # Type names in messages as CPython writes them.
     ("pass-fds-none", "fork_exec", fe(pass_fds="None")),
     ("pass-fds-list", "fork_exec", fe(pass_fds="[errpipe[1]]")),
