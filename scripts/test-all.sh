@@ -15,6 +15,8 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== rustdoc"
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
 echo "== cargo test"
 cargo test --workspace
 bash scripts/bench-smoke.sh

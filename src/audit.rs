@@ -1,14 +1,13 @@
 //! Audit hooks: called before every spawn, like CPython's `sys.audit("subprocess.Popen", …)`.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
-use crate::spawn::prepare::Prepared;
+use crate::exec::env::EnvBlock;
 
 type Hook = Arc<dyn Fn(&AuditEvent<'_>) -> io::Result<()> + Send + Sync>;
 
@@ -21,7 +20,7 @@ pub struct AuditEvent<'a> {
     executable: &'a OsStr,
     args: &'a [OsString],
     cwd: Option<&'a OsStr>,
-    env: Option<&'a [CString]>,
+    env: Option<&'a EnvBlock>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -44,8 +43,7 @@ impl<'a> AuditEvent<'a> {
     /// parent's unchanged.
     pub fn env(&self) -> Option<impl Iterator<Item = (&'a OsStr, &'a OsStr)>> {
         self.env.map(|vars| {
-            vars.iter().map(|kv| {
-                let b = kv.to_bytes();
+            vars.entries().map(|b| {
                 let eq = b
                     .iter()
                     .skip(1)
@@ -89,29 +87,18 @@ where
     ANY.store(true, Ordering::Release);
 }
 
-pub(crate) fn check(cmd: &Command, prep: &Prepared) -> Result<(), SpawnError> {
-    if !enabled() {
-        return Ok(());
-    }
-    check_event(&AuditEvent {
-        executable: prep.program_path(),
-        args: &cmd.argv,
-        cwd: prep.cwd_path(),
-        env: prep.envp.as_ref().map(|e| e.strings()),
-    })
-}
-
 /// Whether any hook is installed (so an event is worth building).
 pub(crate) fn enabled() -> bool {
     ANY.load(Ordering::Acquire)
 }
 
-/// Calls every hook with the event for a spawn that has no [`Command`] (the posix_spawn layer).
-pub(crate) fn check_raw(
+/// Calls every hook with the event for a spawn of `executable` with `args` (`argv[0]` first),
+/// in `cwd`, with `env` (`None`: this process's, unchanged).
+pub(crate) fn check(
     executable: &OsStr,
     args: &[OsString],
     cwd: Option<&OsStr>,
-    env: Option<&[CString]>,
+    env: Option<&EnvBlock>,
 ) -> Result<(), SpawnError> {
     check_event(&AuditEvent {
         executable,

@@ -4,44 +4,14 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::error::SpawnError;
 use crate::popen::Popen;
 use crate::rlimit::Resource;
-use crate::spawn::{self, PathChoice, SpawnPath};
+use crate::spawn::{self, PassFd, PathChoice, Request, SignalMask, SpawnPath};
 use crate::stdio::Stdio;
-use crate::sys::signal::SigSet;
-
-/// The signal mask the child starts with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SignalMask {
-    /// No signal blocked (the default): a mask blocked in some parent thread does not leak into
-    /// the child.
-    #[default]
-    Empty,
-    /// The mask of the thread that spawns, as `fork` would leave it (CPython's `fork_exec`).
-    Inherit,
-    /// Exactly this set.
-    Set(SigSet),
-}
-
-pub(crate) type Hook = Box<dyn FnMut() -> io::Result<()> + Send + Sync>;
-
-pub(crate) enum PassFd {
-    Owned(OwnedFd),
-    Raw(RawFd),
-}
-
-impl PassFd {
-    pub(crate) fn raw(&self) -> RawFd {
-        match self {
-            PassFd::Owned(fd) => fd.as_raw_fd(),
-            PassFd::Raw(fd) => *fd,
-        }
-    }
-}
 
 /// A description of a child process: program, arguments, environment, redirections and every
 /// other option of CPython's `subprocess.Popen` on POSIX.
@@ -66,34 +36,8 @@ impl PassFd {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Command {
-    pub(crate) argv: Vec<OsString>,
-    pub(crate) executable: Option<OsString>,
-    pub(crate) executable_list: Option<Vec<OsString>>,
-    pub(crate) cwd: Option<OsString>,
-    pub(crate) env_clear: bool,
-    pub(crate) env: Vec<(OsString, Option<OsString>)>,
-    /// Set by [`Command::environ`]: the whole environment, entry by entry.
-    pub(crate) environ: Option<Vec<OsString>>,
-    pub(crate) stdin: Stdio,
-    pub(crate) stdout: Stdio,
-    pub(crate) stderr: Stdio,
-    pub(crate) close_fds: bool,
-    pub(crate) pass_fds: Vec<PassFd>,
-    pub(crate) close_in_child: Vec<RawFd>,
-    pub(crate) restore_signals: bool,
-    pub(crate) signal_mask: SignalMask,
-    pub(crate) new_session: bool,
-    pub(crate) process_group: Option<i32>,
-    pub(crate) uid: Option<u32>,
-    pub(crate) gid: Option<u32>,
-    pub(crate) extra_groups: Option<Vec<u32>>,
-    pub(crate) umask: Option<u32>,
-    pub(crate) pipe_size: Option<usize>,
-    pub(crate) hooks: Vec<Hook>,
-    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
-    pub(crate) parent_death_signal: Option<i32>,
-    pub(crate) spawn_path: Option<SpawnPath>,
-    pub(crate) keep_failed_child: bool,
+    /// Everything the engine needs, filled by the methods below.
+    pub(crate) req: Request,
 }
 
 impl Command {
@@ -126,39 +70,13 @@ impl Command {
 
     fn from_argv_unchecked(argv: Vec<OsString>) -> Command {
         Command {
-            argv,
-            executable: None,
-            executable_list: None,
-            cwd: None,
-            env_clear: false,
-            env: Vec::new(),
-            environ: None,
-            stdin: Stdio::inherit(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
-            close_fds: true,
-            pass_fds: Vec::new(),
-            close_in_child: Vec::new(),
-            restore_signals: true,
-            signal_mask: SignalMask::Empty,
-            new_session: false,
-            process_group: None,
-            uid: None,
-            gid: None,
-            extra_groups: None,
-            umask: None,
-            pipe_size: None,
-            hooks: Vec::new(),
-            rlimits: Vec::new(),
-            parent_death_signal: None,
-            spawn_path: None,
-            keep_failed_child: false,
+            req: Request::new(argv),
         }
     }
 
     /// Appends an argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
-        self.argv.push(arg.as_ref().to_owned());
+        self.req.argv.push(arg.as_ref().to_owned());
         self
     }
 
@@ -168,7 +86,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.argv
+        self.req
+            .argv
             .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
@@ -191,7 +110,7 @@ impl Command {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn executable(&mut self, path: impl AsRef<OsStr>) -> &mut Command {
-        self.executable = Some(path.as_ref().to_owned());
+        self.req.executable = Some(path.as_ref().to_owned());
         self
     }
 
@@ -203,13 +122,13 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.executable_list = Some(paths.into_iter().map(|p| p.as_ref().to_owned()).collect());
+        self.req.executable_list = Some(paths.into_iter().map(|p| p.as_ref().to_owned()).collect());
         self
     }
 
     /// The child's working directory. A relative program path is resolved from it.
     pub fn cwd(&mut self, dir: impl AsRef<Path>) -> &mut Command {
-        self.cwd = Some(dir.as_ref().as_os_str().to_owned());
+        self.req.cwd = Some(dir.as_ref().as_os_str().to_owned());
         self
     }
 
@@ -240,8 +159,8 @@ impl Command {
 
     /// Starts the child with an empty environment, plus what [`env`](Self::env) adds afterwards.
     pub fn env_clear(&mut self) -> &mut Command {
-        self.env_clear = true;
-        self.env.clear();
+        self.req.env_clear = true;
+        self.req.env.clear();
         self
     }
 
@@ -262,46 +181,46 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.environ = Some(entries.into_iter().map(|e| e.as_ref().to_owned()).collect());
+        self.req.environ = Some(entries.into_iter().map(|e| e.as_ref().to_owned()).collect());
         self
     }
 
     fn set_env(&mut self, key: &OsStr, value: Option<OsString>) {
-        match self.env.iter_mut().find(|(k, _)| k == key) {
+        match self.req.env.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => self.env.push((key.to_owned(), value)),
+            None => self.req.env.push((key.to_owned(), value)),
         }
     }
 
     /// The child's stdin.
     pub fn stdin(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdin = stdio.into();
+        self.req.stdin = stdio.into();
         self
     }
 
     /// The child's stdout.
     pub fn stdout(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stdout = stdio.into();
+        self.req.stdout = stdio.into();
         self
     }
 
     /// The child's stderr.
     pub fn stderr(&mut self, stdio: impl Into<Stdio>) -> &mut Command {
-        self.stderr = stdio.into();
+        self.req.stderr = stdio.into();
         self
     }
 
     /// Whether to close every descriptor ≥ 3 in the child, except the passed ones (default
     /// `true`, as in CPython). With it off, descriptors without close-on-exec leak into the child.
     pub fn close_fds(&mut self, on: bool) -> &mut Command {
-        self.close_fds = on;
+        self.req.close_fds = on;
         self
     }
 
     /// Keeps `fd` open in the child at the same number (CPython's `pass_fds`). The command owns
     /// the descriptor and keeps it open for every later spawn.
     pub fn pass_fd(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
-        self.pass_fds.push(PassFd::Owned(fd.into()));
+        self.req.pass_fds.push(PassFd::Owned(fd.into()));
         self
     }
 
@@ -313,7 +232,7 @@ impl Command {
     /// command has returned.
     #[allow(unsafe_code)]
     pub unsafe fn pass_raw_fd(&mut self, fd: RawFd) -> &mut Command {
-        self.pass_fds.push(PassFd::Raw(fd));
+        self.req.pass_fds.push(PassFd::Raw(fd));
         self
     }
 
@@ -323,114 +242,188 @@ impl Command {
     /// the child fail with `EBADF` at [`Step::PassFds`](crate::Step::PassFds), as CPython's
     /// does. The `posix_spawn` path cannot express it.
     pub fn close_in_child(&mut self, fd: RawFd) -> &mut Command {
-        self.close_in_child.push(fd);
+        self.req.close_in_child.push(fd);
         self
     }
 
     /// Whether to give SIGPIPE and SIGXFSZ their default disposition in the child (default
     /// `true`, as in CPython; Rust programs ignore SIGPIPE).
     pub fn restore_signals(&mut self, on: bool) -> &mut Command {
-        self.restore_signals = on;
+        self.req.restore_signals = on;
         self
     }
 
     /// The child's initial signal mask (default: empty).
     pub fn signal_mask(&mut self, mask: SignalMask) -> &mut Command {
-        self.signal_mask = mask;
+        self.req.signal_mask = mask;
         self
     }
 
     /// Starts the child in a new session (`setsid`), which also makes it a process-group leader.
+    /// It cannot be combined with [`process_group`](Self::process_group): [`spawn`](Self::spawn)
+    /// refuses the pair before any process exists.
     pub fn start_new_session(&mut self, on: bool) -> &mut Command {
-        self.new_session = on;
+        self.req.new_session = on;
         self
     }
 
     /// Puts the child in process group `pgid` (`setpgid(0, pgid)`); `0` makes a new group led
     /// by the child. A negative value is refused by [`spawn`](Self::spawn).
+    ///
+    /// Only a group the child leads (`0`, or [`start_new_session`](Self::start_new_session)) is
+    /// the child's: [`Popen::process_group`](crate::Popen::process_group) names it, and
+    /// [`Popen::send_signal_group`](crate::Popen::send_signal_group) and a `run` timeout signal
+    /// all of it. A child that joins an existing group (say the caller's, `getpgrp()`) has no
+    /// group of its own there: `process_group` is `None`, and a group signal goes to the child
+    /// alone, never to the group it joined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use popen::Command;
+    ///
+    /// let child = Command::new("sleep").arg("10").process_group(0).spawn()?;
+    /// assert_eq!(child.process_group(), Some(child.pid()));
+    /// child.send_signal_group(libc::SIGKILL)?;
+    /// assert_eq!(child.wait()?.signal(), Some(libc::SIGKILL));
+    ///
+    /// // SAFETY: getpgrp only reads.
+    /// let ours = unsafe { libc::getpgrp() };
+    /// let joined = Command::new("true").process_group(ours).spawn()?;
+    /// assert_eq!(joined.process_group(), None);
+    /// joined.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn process_group(&mut self, pgid: i32) -> &mut Command {
-        self.process_group = Some(pgid);
+        self.req.process_group = Some(pgid);
         self
     }
 
     /// Runs the child as user `uid` (`setreuid`).
+    ///
+    /// # Supplementary groups
+    ///
+    /// The child's supplementary groups are, in this order of precedence:
+    ///
+    /// - the list given to [`extra_groups`](Self::extra_groups), if any (`setgroups`);
+    /// - none at all, when this process runs as root (effective uid 0) and a `uid` is set: the
+    ///   child drops root's groups (`setgroups(0, NULL)`), as the standard library's
+    ///   `CommandExt::uid` does, so a child run as another user is not left in groups such as
+    ///   `root`, `adm` or `sudo`;
+    /// - this process's groups, unchanged, otherwise, or when
+    ///   [`keep_supplementary_groups`](Self::keep_supplementary_groups) asks for them (CPython's
+    ///   `subprocess` behaviour: no `setgroups` unless `extra_groups` is given).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // As root: the child runs as nobody, in no supplementary group.
+    /// let status = popen::Command::new("id").uid(65534).gid(65534).spawn()?.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn uid(&mut self, uid: u32) -> &mut Command {
-        self.uid = Some(uid);
+        self.req.uid = Some(uid);
+        self
+    }
+
+    /// Keeps this process's supplementary groups in a child given a [`uid`](Self::uid) without
+    /// [`extra_groups`](Self::extra_groups), instead of dropping them when this process runs as
+    /// root (default `false`). CPython's `subprocess` keeps them; see [`uid`](Self::uid).
+    pub fn keep_supplementary_groups(&mut self, on: bool) -> &mut Command {
+        self.req.keep_supplementary_groups = on;
         self
     }
 
     /// Runs the child with group `gid` (`setregid`).
     pub fn gid(&mut self, gid: u32) -> &mut Command {
-        self.gid = Some(gid);
+        self.req.gid = Some(gid);
         self
     }
 
-    /// Sets the child's supplementary groups (`setgroups`; an empty list clears them).
+    /// Sets the child's supplementary groups (`setgroups`; an empty list clears them). Without
+    /// it, a child given a [`uid`](Self::uid) by a root parent has none (the rules are on
+    /// [`uid`](Self::uid)).
     pub fn extra_groups(&mut self, groups: impl IntoIterator<Item = u32>) -> &mut Command {
-        self.extra_groups = Some(groups.into_iter().collect());
+        self.req.extra_groups = Some(groups.into_iter().collect());
         self
     }
 
     /// Sets the child's umask.
     pub fn umask(&mut self, mask: u32) -> &mut Command {
-        self.umask = Some(mask);
+        self.req.umask = Some(mask);
         self
     }
 
     /// Asks for pipe buffers of `bytes` for the pipes made for the child (`F_SETPIPE_SZ`, CPython's
     /// `pipesize`). Larger pipes mean fewer wake-ups when moving much data.
     pub fn pipe_size(&mut self, bytes: usize) -> &mut Command {
-        self.pipe_size = Some(bytes);
+        self.req.pipe_size = Some(bytes);
         self
     }
 
     /// Sets a resource limit for the child (`setrlimit`), without a pre-exec hook, so the fast
     /// vfork-style path is kept.
     pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Command {
-        self.rlimits.retain(|(r, _, _)| *r != resource);
-        self.rlimits.push((resource, soft, hard));
+        self.req.rlimits.retain(|(r, _, _)| *r != resource);
+        self.req.rlimits.push((resource, soft, hard));
         self
     }
 
     /// Sends `signal` to the child when the thread that spawned it exits (Linux
-    /// `PR_SET_PDEATHSIG`). If the parent is already gone when the child sets it up, the child
-    /// gets the signal at once instead of never.
+    /// `PR_SET_PDEATHSIG`).
+    ///
+    /// **The signal follows the spawning thread, not this process.** The kernel sends it when
+    /// the child's parent *thread* exits: a child spawned from a short-lived thread (a worker
+    /// of a thread pool, a scoped thread, an async runtime's blocking task) gets the signal as
+    /// soon as that thread ends, while the process lives on. The child then stays a child of
+    /// this process, and its [`Popen`] waits for it as usual. To tie a child to the life of the
+    /// process, spawn it from a thread that lives as long as the process: the main thread, or
+    /// a thread kept for spawning. When the process exits or is killed, every such child gets
+    /// the signal.
+    ///
+    /// The child arms the signal after changing its credentials (a uid or gid change clears
+    /// it) and before exec, while the spawning thread waits in [`spawn`](Self::spawn), so that
+    /// thread cannot end before the signal is armed. If the parent process is already gone
+    /// when the child arms it, the child gets the signal at once instead of never. The kernel
+    /// clears it when the child execs a set-user-ID or set-group-ID program, or one with file
+    /// capabilities. The child may catch or ignore `signal`, unless it is `SIGKILL`.
+    ///
+    /// The `posix_spawn` path cannot set it: forced onto that path, [`spawn`](Self::spawn)
+    /// fails with `Unsupported`; the automatic choice takes another path.
     pub fn parent_death_signal(&mut self, signal: i32) -> &mut Command {
-        self.parent_death_signal = Some(signal);
+        self.req.parent_death_signal = Some(signal);
         self
     }
 
     /// Runs `hook` in the child after every other setup step and before descriptors are closed
     /// and the program is executed. Several hooks run in the order they were added. An error
     /// from a hook aborts the spawn with [`Step::PreExecHook`](crate::Step::PreExecHook). A hook
-    /// forces the `fork` path.
+    /// forces the `fork` path. The child runs it with every caught signal handler of this
+    /// process reset to its default, so no handler of the parent's runs in the child.
+    ///
+    /// A hook that panics ends the child at once, without running the program's panic hook
+    /// (which takes locks another thread may have held at the fork), and the spawn fails with
+    /// [`Step::PreExecHook`](crate::Step::PreExecHook). This holds while the panic hook in
+    /// place is the one the first spawn with a pre-exec hook installed: a program that replaces
+    /// the panic hook after that loses it.
     ///
     /// # Safety
     ///
     /// The hook runs in a forked copy of a possibly multi-threaded process: it may only call
-    /// async-signal-safe functions (no allocation, no locks), and must not panic.
+    /// async-signal-safe functions (no allocation, no locks).
     #[allow(unsafe_code)]
     pub unsafe fn pre_exec<F>(&mut self, hook: F) -> &mut Command
     where
         F: FnMut() -> io::Result<()> + Send + Sync + 'static,
     {
-        self.hooks.push(Box::new(hook));
+        self.req.hooks.push(Box::new(hook));
         self
     }
 
     /// Forces one spawn path instead of the automatic choice. [`spawn`](Self::spawn) then fails
     /// with `Unsupported` if that path cannot honour every option.
     pub fn spawn_path(&mut self, path: SpawnPath) -> &mut Command {
-        self.spawn_path = Some(path);
-        self
-    }
-
-    /// Leaves a child that failed before exec unreaped, for a caller that reaps it itself (as
-    /// CPython's `subprocess.py` does): [`SpawnError::pid`] then names it, and the caller must
-    /// wait for it. Only the vfork and fork paths have such a child; a failed `posix_spawn`
-    /// leaves none behind.
-    pub fn keep_failed_child(&mut self, on: bool) -> &mut Command {
-        self.keep_failed_child = on;
+        self.req.spawn_path = Some(path);
         self
     }
 
@@ -448,12 +441,12 @@ impl Command {
     /// assert_eq!(cmd.choose_path().impossible(), Some("a umask is set"));
     /// ```
     pub fn choose_path(&self) -> PathChoice {
-        spawn::strategy::choose(self)
+        spawn::strategy::choose(&self.req)
     }
 
     /// The program and arguments, `argv[0]` first.
     pub fn get_argv(&self) -> &[OsString] {
-        &self.argv
+        &self.req.argv
     }
 
     /// Starts the child.
@@ -461,24 +454,27 @@ impl Command {
     /// # Errors
     ///
     /// A [`SpawnError`] naming the step that failed. Bad input (an empty argv, a NUL byte, a
-    /// negative process group, too many groups) is refused before any descriptor or process is
+    /// negative process group, a process group with a new session, too many groups, a passed
+    /// or redirected descriptor that is not open, with [`Step::PassFds`](crate::Step::PassFds)
+    /// or [`Step::Dup2`](crate::Step::Dup2)) is refused before any descriptor or process is
     /// created; a failure in the child is reported after the child has been reaped and every
     /// descriptor made for it closed.
     pub fn spawn(&mut self) -> Result<Popen, SpawnError> {
-        spawn::spawn(self)
+        let child = spawn::spawn(&mut self.req)?;
+        Ok(Popen::from_child(child, self.req.argv.clone()))
     }
 }
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Command")
-            .field("argv", &self.argv)
-            .field("executable", &self.executable)
-            .field("cwd", &self.cwd)
-            .field("stdin", &self.stdin)
-            .field("stdout", &self.stdout)
-            .field("stderr", &self.stderr)
-            .field("close_fds", &self.close_fds)
+            .field("argv", &self.req.argv)
+            .field("executable", &self.req.executable)
+            .field("cwd", &self.req.cwd)
+            .field("stdin", &self.req.stdin)
+            .field("stdout", &self.req.stdout)
+            .field("stderr", &self.req.stderr)
+            .field("close_fds", &self.req.close_fds)
             .finish_non_exhaustive()
     }
 }

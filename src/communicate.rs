@@ -294,7 +294,9 @@ impl Popen {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn capture_options(&mut self, opts: CaptureOptions) -> &mut Popen {
-        self.comm.get_or_insert_with(Default::default).opts = opts;
+        let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
+        st.opts = opts;
+        self.put_io_state(st);
         self
     }
 
@@ -374,9 +376,9 @@ impl Popen {
         deadline: Option<Instant>,
         timeout: Duration,
     ) -> Result<Output, CommunicateError> {
-        let mut st = self.comm.take().unwrap_or_default();
+        let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
         let result = self.communicate_with_state(&mut st, input, deadline, timeout);
-        self.comm = Some(st);
+        self.put_io_state(st);
         result
     }
 

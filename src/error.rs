@@ -5,6 +5,14 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// What an exec failing with `ENOENT` on an existing file says about its interpreter.
+#[derive(Debug)]
+pub(crate) struct MissingInterpreter {
+    /// The interpreter named on the script's `#!` line; `None` when the file is not a script
+    /// (a binary whose dynamic loader is missing) or the line cannot be read.
+    pub(crate) interpreter: Option<PathBuf>,
+}
+
 /// The step of starting a child that failed.
 ///
 /// Steps up to and including [`Step::Setuid`] happen before any user code runs in the child;
@@ -135,6 +143,12 @@ impl fmt::Display for Step {
 /// It converts into [`io::Error`] with the same kind and message, so `?` works in functions
 /// that return `io::Result`.
 ///
+/// Like every error of this crate, its `Display` is the whole message, including the message
+/// of the OS error it wraps, and [`source`](Error::source) returns `None`, so that a
+/// reporter printing the `source()` chain prints each message once (the Rust API guidelines:
+/// a wrapped error is either displayed or returned as the source, never both). The OS error
+/// is [`io_error`](Self::io_error).
+///
 /// # Examples
 ///
 /// ```
@@ -153,7 +167,10 @@ pub struct SpawnError {
     step: Step,
     error: io::Error,
     path: Option<PathBuf>,
+    fd: Option<i32>,
     pid: Option<i32>,
+    /// Set when an exec failed with `ENOENT` although the file exists.
+    missing_interpreter: Option<MissingInterpreter>,
 }
 
 impl SpawnError {
@@ -162,8 +179,20 @@ impl SpawnError {
             step,
             error,
             path: None,
+            fd: None,
             pid: None,
+            missing_interpreter: None,
         }
+    }
+
+    pub(crate) fn with_missing_interpreter(mut self, missing: MissingInterpreter) -> SpawnError {
+        self.missing_interpreter = Some(missing);
+        self
+    }
+
+    pub(crate) fn with_fd(mut self, fd: i32) -> SpawnError {
+        self.fd = Some(fd);
+        self
     }
 
     pub(crate) fn with_path(mut self, path: impl Into<PathBuf>) -> SpawnError {
@@ -212,8 +241,24 @@ impl SpawnError {
         self.path.as_deref()
     }
 
+    /// The descriptor involved: for [`Step::PassFds`] and [`Step::Dup2`] refused before the
+    /// spawn, the passed or redirected descriptor that is not open in this process.
+    pub fn fd(&self) -> Option<i32> {
+        self.fd
+    }
+
+    /// For an exec that failed with `ENOENT` (`NotFound`) although the program file exists: the
+    /// interpreter named on its `#!` line, which is then what is missing. The message says so
+    /// too, and also for a file that is not a script (a binary whose dynamic loader is
+    /// missing), for which this is `None`.
+    pub fn missing_interpreter(&self) -> Option<&Path> {
+        self.missing_interpreter
+            .as_ref()
+            .and_then(|m| m.interpreter.as_deref())
+    }
+
     /// The pid of the child that failed, left unreaped for the caller to wait for; only with
-    /// [`Command::keep_failed_child`](crate::Command::keep_failed_child).
+    /// [`testing::keep_failed_child`](crate::testing::keep_failed_child).
     pub fn pid(&self) -> Option<i32> {
         self.pid
     }
@@ -226,22 +271,41 @@ impl SpawnError {
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.step, &self.path) {
-            (Step::Prepare, _) => write!(f, "invalid command: {}", self.error),
-            (Step::Audit, _) => write!(f, "spawn refused by an audit hook: {}", self.error),
-            (Step::Exec, Some(p)) => write!(f, "could not exec {:?}: {}", p, self.error),
-            (Step::Chdir, Some(p)) => write!(f, "could not chdir to {:?}: {}", p, self.error),
-            (step, Some(p)) => write!(f, "could not {step} for {:?}: {}", p, self.error),
-            (step, None) => write!(f, "could not {step}: {}", self.error),
+        match (self.step, &self.path, self.fd) {
+            (Step::Prepare, _, _) => write!(f, "invalid command: {}", self.error),
+            (Step::Audit, _, _) => write!(f, "spawn refused by an audit hook: {}", self.error),
+            (Step::Exec, Some(p), _) => {
+                write!(f, "could not exec {:?}: {}", p, self.error)?;
+                match &self.missing_interpreter {
+                    Some(MissingInterpreter {
+                        interpreter: Some(i),
+                    }) => write!(
+                        f,
+                        "; the file exists: the interpreter named on its first line, {i:?}, \
+                         may be missing"
+                    ),
+                    Some(MissingInterpreter { interpreter: None }) => write!(
+                        f,
+                        "; the file exists: the interpreter it needs (for a binary, its \
+                         dynamic loader) may be missing"
+                    ),
+                    None => Ok(()),
+                }
+            }
+            (Step::Chdir, Some(p), _) => write!(f, "could not chdir to {:?}: {}", p, self.error),
+            (step, Some(p), _) => write!(f, "could not {step} for {:?}: {}", p, self.error),
+            (step, None, Some(fd)) => {
+                write!(f, "could not {step} (descriptor {fd}): {}", self.error)
+            }
+            (step, None, None) => write!(f, "could not {step}: {}", self.error),
         }
     }
 }
 
-impl Error for SpawnError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&self.error)
-    }
-}
+/// The message already includes the OS error's, so `source()` is `None`: an error reporter
+/// that prints the whole chain (anyhow, eyre) prints it once. The OS error itself is
+/// [`io_error`](SpawnError::io_error).
+impl Error for SpawnError {}
 
 impl From<SpawnError> for io::Error {
     fn from(e: SpawnError) -> io::Error {

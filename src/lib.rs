@@ -43,6 +43,7 @@ mod audit;
 mod command;
 mod communicate;
 mod error;
+mod exec;
 mod lines;
 mod outcome;
 mod popen;
@@ -54,10 +55,11 @@ mod spawn;
 mod status;
 mod stdio;
 mod sys;
+pub mod testing;
 mod text;
 
 pub use audit::{add_audit_hook, AuditEvent};
-pub use command::{Command, SignalMask};
+pub use command::Command;
 pub use communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
 pub use error::{SpawnError, Step};
 pub use lines::Lines;
@@ -65,12 +67,11 @@ pub use outcome::{
     CalledProcessError, CommunicateError, LimitExceeded, Output, RunError, TimeoutExpired,
 };
 pub use popen::Popen;
-pub use reaper::pending_orphans;
 pub use rlimit::Resource;
 pub use run::{
     call, check_call, check_output, getoutput, getstatusoutput, run, CompletedProcess, RunOptions,
 };
-pub use spawn::{default_spawn_path, set_default_spawn_path, PathChoice, SpawnPath};
+pub use spawn::{PathChoice, SignalMask, SpawnPath};
 pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;

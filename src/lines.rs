@@ -72,7 +72,7 @@ impl Popen {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn lines(&mut self) -> Lines<'_> {
-        let mut st = self.comm.take().unwrap_or_default();
+        let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
         st.started = true;
         let failed = self.prepare_read_ends(&mut st).err();
         Lines {
@@ -234,7 +234,7 @@ impl<'a> Lines<'a> {
     /// As [`Popen::communicate`], within the iterator's [`timeout`](Self::timeout).
     pub fn finish(mut self) -> Result<Output, CommunicateError> {
         if let Some(st) = self.st.take() {
-            self.popen.comm = Some(st);
+            self.popen.put_io_state(st);
         }
         self.popen
             .communicate_until(None, self.deadline, self.timeout)
@@ -266,7 +266,7 @@ impl Iterator for Lines<'_> {
 impl Drop for Lines<'_> {
     fn drop(&mut self) {
         if let Some(st) = self.st.take() {
-            self.popen.comm = Some(st);
+            self.popen.put_io_state(st);
             // Give the read ends back in blocking mode; stdin was never touched.
             let stdin = self.popen.stdin.take();
             self.popen.set_pipes_nonblocking(false);

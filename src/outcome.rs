@@ -263,15 +263,9 @@ impl fmt::Display for CommunicateError {
     }
 }
 
-impl Error for CommunicateError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            CommunicateError::Timeout(e) => Some(e),
-            CommunicateError::LimitExceeded(e) => Some(e),
-            CommunicateError::Io(e) => Some(e),
-        }
-    }
-}
+/// The message is the wrapped error's (with context for `Io`), so `source()` is `None`: a
+/// reporter printing the chain prints it once. The wrapped error is the variant's field.
+impl Error for CommunicateError {}
 
 impl From<io::Error> for CommunicateError {
     fn from(e: io::Error) -> CommunicateError {
@@ -355,18 +349,9 @@ impl fmt::Display for RunError {
     }
 }
 
-impl Error for RunError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            RunError::Spawn(e) => Some(e),
-            RunError::Timeout(e) => Some(e),
-            RunError::LimitExceeded(e) => Some(e),
-            RunError::Failed(e) => Some(e),
-            RunError::Decode(e) => Some(e),
-            RunError::Io(e) => Some(e),
-        }
-    }
-}
+/// The message is the wrapped error's (with context for `Io`), so `source()` is `None`: a
+/// reporter printing the chain prints it once. The wrapped error is the variant's field.
+impl Error for RunError {}
 
 impl From<SpawnError> for RunError {
     fn from(e: SpawnError) -> RunError {

@@ -1,6 +1,8 @@
 //! `posix_spawn(3)` and `posix_spawnp(3)` as a safe API: file actions and attributes as owned
 //! Rust values, the glibc extensions looked up at run time (and refused, never skipped, where
-//! missing), and the child returned as the same [`Popen`] handle that
+//! missing), and the child returned as its pid and pidfd ([`Spawned`]). This layer knows
+//! nothing of the handle or the audit hooks: [`Popen::posix_spawn`](crate::Popen::posix_spawn)
+//! makes the same call through them and returns the handle
 //! [`Command::spawn`](crate::Command::spawn) returns.
 //!
 //! [`spawn`] and [`spawnp`] are what CPython's `os.posix_spawn` and `os.posix_spawnp` call;
@@ -18,7 +20,7 @@
 //! # Examples
 //!
 //! ```
-//! use popen::posix_spawn::{self, FileActions, SpawnAttr};
+//! use popen::posix_spawn::{FileActions, SpawnAttr};
 //! use popen::SigSet;
 //!
 //! let mut actions = FileActions::new()?;
@@ -26,7 +28,7 @@
 //! let mut attr = SpawnAttr::new()?;
 //! attr.setpgroup(0)?;
 //! attr.setsigmask(&SigSet::empty())?;
-//! let child = posix_spawn::spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
+//! let child = popen::Popen::posix_spawnp("sh", &["sh", "-c", "exit 3"], None, &actions, &attr)?;
 //! assert_eq!(child.wait()?.code(), Some(3));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -36,31 +38,33 @@ mod ext;
 mod file_actions;
 mod raw;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use attr::SpawnAttr;
 pub use ext::Extension;
 pub use file_actions::{FileAction, FileActions};
-pub(crate) use raw::{environ, spawn_raw};
+pub(crate) use raw::spawn_raw;
 
-use crate::audit;
 use crate::error::{SpawnError, Step};
-use crate::popen::Popen;
-use crate::reaper;
-use crate::spawn::prepare::CStringArray;
-use crate::spawn::{SpawnPath, Started};
+use crate::exec::env::EnvBlock;
+use crate::exec::interpreter::explain_enoent;
+use crate::exec::{exec_candidates, CStringArray};
+use crate::sys;
 
 /// Starts `path` with `posix_spawn`: `argv` (`argv[0]` first), and `env` as `NAME=value`
-/// entries (`None`: this process's environment at the time of the call), after `actions`
+/// entries (`None`: a snapshot of this process's environment, taken before the child exists,
+/// so a thread changing it meanwhile cannot hand the child a half-changed one), after `actions`
 /// and with `attr`. `path` is not searched for in `PATH`; a relative path is resolved from the
 /// child's working directory.
 ///
-/// The child is returned as a [`Popen`] with a pidfd where the kernel has them; its standard
-/// streams are whatever `actions` made of this process's.
+/// The child is returned as a [`Spawned`]: its pid, with a pidfd where the kernel has them;
+/// its standard streams are whatever `actions` made of this process's. This layer is below the
+/// handle and the audit hooks: [`Popen::posix_spawn`](crate::Popen::posix_spawn) is the same
+/// call, seen by the audit hooks, returning a [`Popen`](crate::Popen) that waits and reaps.
 ///
 /// # Errors
 ///
@@ -85,7 +89,10 @@ use crate::spawn::{SpawnPath, Started};
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
 /// let child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
-/// assert_eq!(child.wait()?.code(), Some(4));
+/// let mut status = 0;
+/// // SAFETY: waits for our own child, whose pid is not reaped yet.
+/// assert_eq!(unsafe { libc::waitpid(child.pid(), &mut status, 0) }, child.pid());
+/// assert_eq!(libc::WEXITSTATUS(status), 4);
 ///
 /// let err = posix_spawn::spawn("/no/such/program", &["x"], None, &actions, &attr).unwrap_err();
 /// assert_eq!((err.step(), err.raw_os_error()), (Step::Exec, Some(libc::ENOENT)));
@@ -98,13 +105,15 @@ pub fn spawn<S: AsRef<OsStr>>(
     env: Option<&[S]>,
     actions: &FileActions,
     attr: &SpawnAttr,
-) -> Result<Popen, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     start(path.as_ref(), argv, env, actions, attr, false)
 }
 
-/// Starts `file` with `posix_spawnp`: like [`spawn`], but a name without a slash is searched
-/// for in the directories of this process's `PATH` (`/bin:/usr/bin` where it is unset), not
-/// in the `PATH` of `env`.
+/// Starts `file` as `posix_spawnp` does: like [`spawn`], but a name without a slash is
+/// searched for in the directories of this process's `PATH` (`/bin:/usr/bin` where it is
+/// unset), not in the `PATH` of `env`. The search runs in this process, not in the child (the
+/// C library's would read `PATH` there, racing with a thread that changes the environment),
+/// trying each directory with `posix_spawn`.
 ///
 /// # Errors
 ///
@@ -116,7 +125,7 @@ pub fn spawn<S: AsRef<OsStr>>(
 /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-/// let child = posix_spawn::spawnp("true", &["true"], None, &actions, &attr)?;
+/// let child = popen::Popen::posix_spawnp("true", &["true"], None, &actions, &attr)?;
 /// assert!(child.wait()?.success());
 ///
 /// let err = posix_spawn::spawnp("surely-no-such-program", &["x"], None, &actions, &attr);
@@ -129,7 +138,7 @@ pub fn spawnp<S: AsRef<OsStr>>(
     env: Option<&[S]>,
     actions: &FileActions,
     attr: &SpawnAttr,
-) -> Result<Popen, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     start(file.as_ref(), argv, env, actions, attr, true)
 }
 
@@ -154,41 +163,154 @@ fn start<S: AsRef<OsStr>>(
     actions: &FileActions,
     attr: &SpawnAttr,
     search: bool,
-) -> Result<Popen, SpawnError> {
-    // As for every spawn: collect children whose handles were dropped before they exited.
-    reaper::reap_orphans();
+) -> Result<Spawned, SpawnError> {
     if argv.is_empty() {
         return Err(SpawnError::invalid("the argument list is empty"));
     }
     let c_program = cstring("program", program)?;
     let c_argv = cstring_array("argument", argv)?;
     let c_env = env
-        .map(|e| cstring_array("environment entry", e))
+        .map(|e| {
+            EnvBlock::from_entries(e).map_err(|i| {
+                let entry = e[i].as_ref();
+                SpawnError::invalid(format!(
+                    "environment entry {i} contains a NUL byte: {entry:?}"
+                ))
+            })
+        })
         .transpose()?;
-    if audit::enabled() {
-        let args: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
-        let cwd = actions.actions().iter().rev().find_map(|a| match a {
-            FileAction::Chdir(dir) => Some(OsStr::from_bytes(dir.to_bytes())),
-            _ => None,
-        });
-        audit::check_raw(program, &args, cwd, c_env.as_ref().map(|e| e.strings()))?;
-    }
-    let envp = c_env.as_ref().map_or_else(environ, |e| e.as_ptr());
-    // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
-    // (or the C library, for environ) keep alive during the call.
-    #[allow(unsafe_code)]
-    let result = unsafe { spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr, search) };
-    let pid = result.map_err(|e| failure(program, search, actions, e))?;
-    let group = if attr.has_setsid() {
-        Some(pid)
-    } else {
-        attr.pgroup().map(|g| if g == 0 { pid } else { g })
+    // Without an environment of the caller's, the child gets a snapshot of this process's,
+    // taken under the standard library's environment lock: the C library's `environ`, read
+    // by the child itself, may be half-changed by another thread's `std::env::set_var`.
+    let inherited;
+    let envp = match &c_env {
+        Some(e) => e.as_ptr(),
+        None => {
+            inherited = EnvBlock::snapshot();
+            inherited.as_ptr()
+        }
     };
-    // The handle opens a pidfd when it first needs one.
-    let started = Started { pid };
-    let mut popen = Popen::from_parts(started, SpawnPath::PosixSpawn, group, None, None, None);
-    popen.set_args(argv.iter().map(|a| a.as_ref().to_owned()).collect());
-    Ok(popen)
+    // SAFETY: argv and envp are NULL-terminated arrays of C strings that `c_argv` and `c_env`
+    // (or `inherited`) keep alive during the call.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        if search && !program.is_empty() && !program.as_bytes().contains(&b'/') {
+            spawn_in_path(program, c_argv.as_ptr(), envp, actions, attr)
+        } else {
+            // posix_spawnp with a slash (or nothing) in the name is posix_spawn.
+            spawn_raw(&c_program, c_argv.as_ptr(), envp, actions, attr)
+        }
+    };
+    let pid = result.map_err(|e| failure(program, search, actions, e))?;
+    // The C library's posix_spawn makes no pidfd: open one now, checking that the child is
+    // still ours (where SIGCHLD is ignored it may have exited and been reaped already).
+    Ok(match sys::pidfd::pidfd_open_child(pid) {
+        Ok(pidfd) => Spawned {
+            pid,
+            pidfd,
+            reaped_elsewhere: false,
+        },
+        Err(e) => Spawned {
+            pid,
+            pidfd: None,
+            reaped_elsewhere: e.raw_os_error() == Some(libc::ESRCH),
+        },
+    })
+}
+
+/// A child started by [`spawn`] or [`spawnp`]: its pid, and a pidfd where the kernel has them.
+/// Nothing waits for it: the caller reaps it (or spawns through
+/// [`Popen::posix_spawn`](crate::Popen::posix_spawn), whose handle does).
+#[derive(Debug)]
+pub struct Spawned {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    reaped_elsewhere: bool,
+}
+
+impl Spawned {
+    /// The child's process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The child's pidfd (close-on-exec), where the kernel has pidfds and the descriptor table
+    /// had room.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Whether the child was seen gone (reaped by the kernel, SIGCHLD being ignored) before
+    /// its pidfd could be opened: its status is lost.
+    pub fn reaped_elsewhere(&self) -> bool {
+        self.reaped_elsewhere
+    }
+
+    /// The pid, the pidfd and whether the child was seen gone.
+    pub(crate) fn into_parts(self) -> (libc::pid_t, Option<OwnedFd>, bool) {
+        (self.pid, self.pidfd, self.reaped_elsewhere)
+    }
+}
+
+/// `posix_spawnp`'s search of `PATH`, done in the parent: the C library's reads `PATH` with
+/// `getenv` in the child, which shares this process's memory while another thread may be
+/// changing the environment. Each directory of this process's `PATH` (`/bin:/usr/bin` where it
+/// is unset) is tried in order, as the C library's `execvpe` does: after `EACCES` or a "not
+/// there" error the search goes on, any other error ends it, and the error of a search that
+/// found nothing is `EACCES` if one was seen, else the last one.
+///
+/// # Safety
+///
+/// As [`spawn_raw`]: `argv` and `envp` are NULL-terminated arrays of C strings that stay valid
+/// for the call.
+#[allow(unsafe_code)]
+unsafe fn spawn_in_path(
+    program: &OsStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    actions: &FileActions,
+    attr: &SpawnAttr,
+) -> io::Result<libc::pid_t> {
+    // Read under the standard library's environment lock.
+    let path = std::env::var_os("PATH");
+    let candidates = exec_candidates(program, path.as_deref());
+    let several = candidates.len() > 1;
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for candidate in &candidates {
+        // Trying a path costs a process: skip the ones that surely are not there. A relative
+        // one is resolved in the child, after the file actions, so it is always tried.
+        let bytes = candidate.to_bytes();
+        if several
+            && bytes.starts_with(b"/")
+            && std::fs::symlink_metadata(OsStr::from_bytes(bytes)).is_err()
+        {
+            continue;
+        }
+        // SAFETY: per this function's contract.
+        match unsafe { spawn_raw(candidate, argv, envp, actions, attr) } {
+            Ok(pid) => return Ok(pid),
+            Err(e) => match e.raw_os_error() {
+                Some(
+                    errno @ (libc::EACCES
+                    | libc::ENOENT
+                    | libc::ENOTDIR
+                    | libc::ESTALE
+                    | libc::ENODEV
+                    | libc::ETIMEDOUT),
+                ) => {
+                    denied |= errno == libc::EACCES;
+                    last = errno;
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    Err(io::Error::from_raw_os_error(if denied {
+        libc::EACCES
+    } else {
+        last
+    }))
 }
 
 /// The typed error for a failed `posix_spawn`, its step judged from the parent.
@@ -213,7 +335,18 @@ fn failure(program: &OsStr, search: bool, actions: &FileActions, error: io::Erro
     } else {
         Step::Spawn
     };
-    SpawnError::from_errno(step, errno).with_path(program)
+    let err = SpawnError::from_errno(step, errno).with_path(program);
+    if step != Step::Exec || errno != libc::ENOENT {
+        return err;
+    }
+    let path = (search && !program.as_bytes().contains(&b'/'))
+        .then(|| std::env::var_os("PATH"))
+        .map(|p| p.unwrap_or_else(|| "/bin:/usr/bin".into()));
+    let candidates = exec_candidates(program, path.as_deref());
+    match explain_enoent(&candidates, cwd.as_deref().map(Path::as_os_str)) {
+        Some(missing) => err.with_missing_interpreter(missing),
+        None => err,
+    }
 }
 
 /// The child's working directory and descriptors as the parent can name them, after the file

@@ -291,19 +291,19 @@ pub fn run(
         let stdin = opts
             .input
             .is_some()
-            .then(|| mem::replace(&mut cmd.stdin, Stdio::piped()));
-        let stdout = opts.capture[0].then(|| mem::replace(&mut cmd.stdout, Stdio::piped()));
-        let stderr = opts.capture[1].then(|| mem::replace(&mut cmd.stderr, Stdio::piped()));
+            .then(|| mem::replace(&mut cmd.req.stdin, Stdio::piped()));
+        let stdout = opts.capture[0].then(|| mem::replace(&mut cmd.req.stdout, Stdio::piped()));
+        let stderr = opts.capture[1].then(|| mem::replace(&mut cmd.req.stderr, Stdio::piped()));
         let spawned = cmd.spawn();
         // The command keeps its own redirections for later spawns.
         if let Some(s) = stdin {
-            cmd.stdin = s;
+            cmd.req.stdin = s;
         }
         if let Some(s) = stdout {
-            cmd.stdout = s;
+            cmd.req.stdout = s;
         }
         if let Some(s) = stderr {
-            cmd.stderr = s;
+            cmd.req.stderr = s;
         }
         spawned?
     };

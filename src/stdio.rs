@@ -61,11 +61,16 @@ impl Stdio {
     }
 
     /// For stderr: the same descriptor as the child's stdout (CPython's `stderr=STDOUT`).
+    ///
+    /// With stdout inherited, that is this process's fd 1 as the spawn finds it; if fd 1 is
+    /// closed, [`spawn`](crate::Command::spawn) fails with [`Step::Dup2`](crate::Step::Dup2)
+    /// (`EBADF`), before any process exists.
     pub fn same_as_stdout() -> Stdio {
         Stdio(StdioKind::SameAsStdout)
     }
 
-    /// For stdout: the same descriptor as the child's stderr.
+    /// For stdout: the same descriptor as the child's stderr. With stderr inherited, that is
+    /// this process's fd 2 as the spawn finds it (see [`same_as_stdout`](Self::same_as_stdout)).
     pub fn same_as_stderr() -> Stdio {
         Stdio(StdioKind::SameAsStderr)
     }

@@ -175,12 +175,12 @@ fn dropping_a_running_child_leaves_no_zombie() {
         drop(finished);
         // The reaper thread collects the running ones as they exit, with no new spawn.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while (popen::pending_orphans() > 0 || !zombie_children().is_empty())
+        while (popen::testing::pending_orphans() > 0 || !zombie_children().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(popen::pending_orphans(), 0);
+        assert_eq!(popen::testing::pending_orphans(), 0);
         assert_eq!(zombie_children(), Vec::<i32>::new());
         scenario_passed();
     }
@@ -215,4 +215,128 @@ fn path_choice_explains_itself() {
     assert_eq!(forced.impossible(), Some("a pre-exec hook is set"));
     cmd.spawn_path(SpawnPath::Fork);
     assert_eq!(cmd.choose_path().to_string(), "fork (forced)");
+}
+
+/// Lowers this process's soft limit on open descriptors to `n` (in a scenario process only).
+fn limit_open_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one valid rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = n;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+}
+
+/// Opens /dev/null until the descriptor table is full.
+fn fill_descriptor_table() -> Vec<std::fs::File> {
+    let mut files = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE));
+                return files;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need() {
+    const NAME: &str = "a_pidfd_that_could_not_be_opened_is_opened_at_the_next_need";
+    if in_scenario(NAME) {
+        limit_open_files(64);
+        // The vfork-style and posix_spawn paths need no descriptor in the parent when the
+        // standard streams are inherited: the child starts, without a pidfd.
+        for path in [SpawnPath::CloneVfork, SpawnPath::PosixSpawn] {
+            let mut files = fill_descriptor_table();
+            let child = Command::new("sleep")
+                .arg("0.3")
+                .spawn_path(path)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(child.pidfd().is_none(), "{path}");
+            assert_eq!(child.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+            files.pop();
+            // With room again, the handle gets its pidfd (and sleeps on it) rather than
+            // polling for the rest of its life.
+            assert!(child.pidfd().is_some(), "{path}");
+            let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+            assert!(status.unwrap().success(), "{path}");
+        }
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
+
+#[test]
+fn a_group_signal_never_reaches_a_group_the_child_only_joined() {
+    const NAME: &str = "a_group_signal_never_reaches_a_group_the_child_only_joined";
+    if in_scenario(NAME) {
+        // A group of our own, so that a stray group signal only hits this scenario process.
+        // SAFETY: setpgid and getpgrp take and return integers.
+        let ours = unsafe {
+            assert_eq!(libc::setpgid(0, 0), 0);
+            libc::getpgrp()
+        };
+        common::on_each_path(
+            || {
+                let mut cmd = Command::new("sleep");
+                cmd.arg("30").process_group(ours);
+                cmd
+            },
+            |path, cmd| {
+                let child = cmd.spawn().unwrap();
+                assert_eq!(child.process_group(), None, "{path}");
+                // Goes to the child alone, not to our group.
+                child.send_signal_group(libc::SIGTERM).unwrap();
+                assert_eq!(
+                    child.wait().unwrap().signal(),
+                    Some(libc::SIGTERM),
+                    "{path}"
+                );
+            },
+        );
+        // A child that leads its group, whose group we then join: refused, not sent to us.
+        let leader = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // SAFETY: plain system calls.
+        assert_eq!(unsafe { libc::setpgid(0, leader.pid()) }, 0);
+        let err = leader.send_signal_group(libc::SIGTERM).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        leader.kill().unwrap();
+        assert_eq!(leader.wait().unwrap().signal(), Some(libc::SIGKILL));
+        scenario_passed();
+    }
+    assert!(run_scenario(NAME, |_| {}).success());
+}
+
+#[test]
+fn a_group_signal_after_the_leader_was_reaped_is_refused() {
+    common::on_each_path(
+        || {
+            let mut cmd = Command::new("true");
+            cmd.process_group(0);
+            cmd
+        },
+        |path, cmd| {
+            let child = cmd.spawn().unwrap();
+            assert_eq!(child.process_group(), Some(child.pid()), "{path}");
+            assert!(child.wait().unwrap().success());
+            // Its group id is free now, and may be another group's.
+            let err = child.send_signal_group(libc::SIGKILL).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidInput,
+                "{path}: {err}"
+            );
+        },
+    );
 }

@@ -37,7 +37,7 @@ fn ten_thousand_spawns_from_four_threads() {
             t.join().unwrap();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while popen::pending_orphans() > 0 && std::time::Instant::now() < deadline {
+        while popen::testing::pending_orphans() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         // The reaper thread's wake-up pipe is the only descriptor allowed to be new.

@@ -4,7 +4,9 @@
 //! Tests that change process-wide state (ids, signal dispositions, `PATH`, simulated missing
 //! extensions) run again alone in a fresh copy of this test binary (see [`scenario`]).
 
-use popen::posix_spawn::{self, Extension, FileAction, FileActions, SpawnAttr};
+mod common;
+
+use popen::posix_spawn::{Extension, FileAction, FileActions, SpawnAttr};
 use popen::{Command, ExitStatus, SigSet, SpawnPath, Step};
 use std::ffi::CString;
 use std::io::Read;
@@ -25,7 +27,7 @@ fn output_with(
     let mut actions = FileActions::new().unwrap();
     actions.dup2(theirs.as_raw_fd(), 1).unwrap();
     more(&mut actions);
-    let child = posix_spawn::spawnp(argv[0], argv, None, &actions, attr).expect("spawn");
+    let child = popen::Popen::posix_spawnp(argv[0], argv, None, &actions, attr).expect("spawn");
     drop(theirs);
     let mut out = String::new();
     ours.read_to_string(&mut out).expect("read stdout");
@@ -100,12 +102,10 @@ fn bit(signal: i32) -> u64 {
 /// Runs the test `name` again, alone, in a fresh copy of this test binary where
 /// [`in_scenario`] is true, and asserts that it passed there.
 fn scenario(name: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let status = std::process::Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POPEN_PS_SCENARIO", name)
-        .status()
-        .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env("POPEN_PS_SCENARIO", name);
+    let status = common::run_captured(name, &mut cmd, |_| {});
     assert!(status.success(), "scenario {name}: {status}");
 }
 
@@ -123,7 +123,7 @@ fn open_creates_a_file_with_the_flags_and_mode() {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
     actions.open(1, &c(&file), flags, 0o600).unwrap();
     let child =
-        posix_spawn::spawnp("echo", &["echo", "hello"], None, &actions, &no_attr()).unwrap();
+        popen::Popen::posix_spawnp("echo", &["echo", "hello"], None, &actions, &no_attr()).unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\n");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
@@ -207,7 +207,8 @@ fn chdir_changes_directory_for_the_program_and_later_relative_paths() {
     actions.chdir(&c(&dir)).unwrap();
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
     actions.open(1, c"relative-out", flags, 0o600).unwrap();
-    let child = posix_spawn::spawn("./script", &["script"], None, &actions, &no_attr()).unwrap();
+    let child =
+        popen::Popen::posix_spawn("./script", &["script"], None, &actions, &no_attr()).unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(
         std::fs::read_to_string(dir.join("relative-out")).unwrap(),
@@ -229,7 +230,8 @@ fn fchdir_changes_to_the_directory_open_on_the_descriptor() {
         actions.closefrom(-1).unwrap_err().raw_os_error(),
         Some(libc::EBADF)
     );
-    let err = posix_spawn::spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Chdir, Some(libc::EBADF))
@@ -259,7 +261,8 @@ fn a_failing_open_fails_the_spawn_as_a_setup_step() {
     actions
         .open(3, c"/no/such/dir/file", libc::O_RDONLY, 0)
         .unwrap();
-    let err = posix_spawn::spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
     assert_eq!(err.step(), Step::Spawn);
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
     assert_eq!(err.path(), Some(Path::new("true")));
@@ -269,7 +272,8 @@ fn a_failing_open_fails_the_spawn_as_a_setup_step() {
 fn chdir_and_fchdir_failures_are_chdir_errors() {
     let mut actions = FileActions::new().unwrap();
     actions.chdir(c"/no/such/dir").unwrap();
-    let err = posix_spawn::spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Chdir, Some(libc::ENOENT))
@@ -283,7 +287,8 @@ fn chdir_and_fchdir_failures_are_chdir_errors() {
     let file = std::fs::File::open("/dev/null").unwrap();
     let mut actions = FileActions::new().unwrap();
     actions.fchdir(file.as_raw_fd()).unwrap();
-    let err = posix_spawn::spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &actions, &no_attr()).unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Chdir, Some(libc::ENOTDIR))
@@ -300,7 +305,8 @@ fn setpgroup_zero_makes_the_child_a_group_leader() {
     let mut actions = FileActions::new().unwrap();
     actions.dup2(theirs.as_raw_fd(), 1).unwrap();
     let child =
-        posix_spawn::spawnp("cat", &["cat", "/proc/self/stat"], None, &actions, &attr).unwrap();
+        popen::Popen::posix_spawnp("cat", &["cat", "/proc/self/stat"], None, &actions, &attr)
+            .unwrap();
     drop(theirs);
     let mut stat = String::new();
     ours.read_to_string(&mut stat).unwrap();
@@ -314,7 +320,7 @@ fn setpgroup_zero_makes_the_child_a_group_leader() {
 fn setpgroup_joins_an_existing_group() {
     let mut leader_attr = no_attr();
     leader_attr.setpgroup(0).unwrap();
-    let leader = posix_spawn::spawnp(
+    let leader = popen::Popen::posix_spawnp(
         "sleep",
         &["sleep", "30"],
         None,
@@ -336,8 +342,9 @@ fn setpgroup_to_a_group_of_another_session_fails_the_spawn() {
     // Process 1 leads a group in another session (or none we may join).
     let mut attr = no_attr();
     attr.setpgroup(1).unwrap();
-    let err = posix_spawn::spawnp("true", &["true"], None, &FileActions::new().unwrap(), &attr)
-        .unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new().unwrap(), &attr)
+            .unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Spawn, Some(libc::EPERM))
@@ -440,7 +447,7 @@ fn scheduler_sets_the_policy_and_priority() {
     let (mut ours, theirs) = UnixStream::pair().unwrap();
     let mut actions = FileActions::new().unwrap();
     actions.dup2(theirs.as_raw_fd(), 1).unwrap();
-    match posix_spawn::spawnp("cat", &["cat", "/proc/self/stat"], None, &actions, &attr) {
+    match popen::Popen::posix_spawnp("cat", &["cat", "/proc/self/stat"], None, &actions, &attr) {
         Ok(child) => {
             drop(theirs);
             let mut stat = String::new();
@@ -468,8 +475,9 @@ fn schedparam_alone_keeps_the_policy_and_checks_the_priority() {
     // SCHED_OTHER has only priority 0: the child's sched_setparam fails.
     let mut attr = no_attr();
     attr.schedparam(5).unwrap();
-    let err = posix_spawn::spawnp("true", &["true"], None, &FileActions::new().unwrap(), &attr)
-        .unwrap_err();
+    let err =
+        popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new().unwrap(), &attr)
+            .unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Spawn, Some(libc::EINVAL))
@@ -500,7 +508,7 @@ fn each_missing_extension_is_refused_never_skipped() {
     ];
     for (ext, try_it) in cases {
         let (mut actions, mut attr) = (FileActions::new().unwrap(), no_attr());
-        ext.simulate_missing(true);
+        popen::testing::simulate_missing_extension(ext, true);
         assert!(!ext.is_available());
         let err = try_it(&mut actions, &mut attr).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{ext:?}");
@@ -512,14 +520,14 @@ fn each_missing_extension_is_refused_never_skipped() {
             actions.actions().is_empty() && attr.flags() == 0,
             "{ext:?}: nothing recorded"
         );
-        ext.simulate_missing(false);
+        popen::testing::simulate_missing_extension(ext, false);
         assert!(ext.is_available(), "{ext:?} is there on this test machine");
         try_it(&mut actions, &mut attr).unwrap();
     }
 
     // The engine's posix_spawn path refuses options that would need a missing extension: forced
     // onto it, a spawn fails before anything exists, naming the missing function.
-    Extension::AddChdir.simulate_missing(true);
+    popen::testing::simulate_missing_extension(Extension::AddChdir, true);
     let mut cmd = Command::new("true");
     cmd.cwd("/").spawn_path(SpawnPath::PosixSpawn);
     assert_eq!(
@@ -528,7 +536,7 @@ fn each_missing_extension_is_refused_never_skipped() {
     );
     let err = cmd.spawn().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
-    Extension::AddChdir.simulate_missing(false);
+    popen::testing::simulate_missing_extension(Extension::AddChdir, false);
     assert_eq!(cmd.choose_path().impossible(), None);
     cmd.spawn().unwrap().wait().unwrap();
 }
@@ -560,7 +568,7 @@ fn spawnp_searches_this_process_path_and_spawn_does_not() {
 
     // The PATH of the child's environment is not the one searched.
     let (actions, attr) = (FileActions::new().unwrap(), no_attr());
-    let child = posix_spawn::spawnp(
+    let child = popen::Popen::posix_spawnp(
         "popen-ps-prog",
         &["p"],
         Some(&["PATH=/nowhere"][..]),
@@ -572,8 +580,8 @@ fn spawnp_searches_this_process_path_and_spawn_does_not() {
 
     // No search without the p, nor for a name with a slash.
     for err in [
-        posix_spawn::spawn("popen-ps-prog", &["p"], None, &actions, &attr).unwrap_err(),
-        posix_spawn::spawnp("./popen-ps-prog", &["p"], None, &actions, &attr).unwrap_err(),
+        popen::Popen::posix_spawn("popen-ps-prog", &["p"], None, &actions, &attr).unwrap_err(),
+        popen::Popen::posix_spawnp("./popen-ps-prog", &["p"], None, &actions, &attr).unwrap_err(),
     ] {
         assert_eq!(
             (err.step(), err.raw_os_error()),
@@ -581,7 +589,7 @@ fn spawnp_searches_this_process_path_and_spawn_does_not() {
         );
     }
     std::env::set_var("PATH", "/nowhere");
-    let err = posix_spawn::spawnp("sh", &["sh"], None, &actions, &attr).unwrap_err();
+    let err = popen::Popen::posix_spawnp("sh", &["sh"], None, &actions, &attr).unwrap_err();
     assert_eq!(
         (err.step(), err.raw_os_error()),
         (Step::Exec, Some(libc::ENOENT))
@@ -608,7 +616,7 @@ fn exec_failures_name_the_step_the_errno_and_the_program() {
     ];
     let (actions, attr) = (FileActions::new().unwrap(), no_attr());
     for (program, errno) in cases {
-        let err = posix_spawn::spawn(&program, &["x"], None, &actions, &attr).unwrap_err();
+        let err = popen::Popen::posix_spawn(&program, &["x"], None, &actions, &attr).unwrap_err();
         assert_eq!(
             (err.step(), err.raw_os_error()),
             (Step::Exec, Some(errno)),
@@ -616,13 +624,14 @@ fn exec_failures_name_the_step_the_errno_and_the_program() {
         );
         assert_eq!(err.path(), Some(program.as_path()));
     }
-    let err = posix_spawn::spawn("/no/such/program", &["x"], None, &actions, &attr).unwrap_err();
+    let err =
+        popen::Popen::posix_spawn("/no/such/program", &["x"], None, &actions, &attr).unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"could not exec "/no/such/program": No such file or directory (os error 2)"#
     );
-    let err =
-        posix_spawn::spawnp("surely-no-such-program", &["x"], None, &actions, &attr).unwrap_err();
+    let err = popen::Popen::posix_spawnp("surely-no-such-program", &["x"], None, &actions, &attr)
+        .unwrap_err();
     assert_eq!(err.step(), Step::Exec);
     assert!(matches!(
         err.raw_os_error(),
@@ -635,10 +644,10 @@ fn nul_bytes_and_an_empty_argv_are_refused_before_spawning() {
     let (actions, attr) = (FileActions::new().unwrap(), no_attr());
     let empty: [&str; 0] = [];
     for err in [
-        posix_spawn::spawn("/bin/true", &empty, None, &actions, &attr).unwrap_err(),
-        posix_spawn::spawn("/bin/tr\0ue", &["true"], None, &actions, &attr).unwrap_err(),
-        posix_spawn::spawn("/bin/true", &["tr\0ue"], None, &actions, &attr).unwrap_err(),
-        posix_spawn::spawn("/bin/true", &["true"], Some(&["A=\0"][..]), &actions, &attr)
+        popen::Popen::posix_spawn("/bin/true", &empty, None, &actions, &attr).unwrap_err(),
+        popen::Popen::posix_spawn("/bin/tr\0ue", &["true"], None, &actions, &attr).unwrap_err(),
+        popen::Popen::posix_spawn("/bin/true", &["tr\0ue"], None, &actions, &attr).unwrap_err(),
+        popen::Popen::posix_spawn("/bin/true", &["true"], Some(&["A=\0"][..]), &actions, &attr)
             .unwrap_err(),
     ] {
         assert_eq!(
@@ -658,7 +667,7 @@ fn env_none_inherits_and_some_replaces() {
     std::env::set_var("POPEN_PS_INHERITED", "yes");
     let (actions, attr) = (FileActions::new().unwrap(), no_attr());
     let script = "test \"$POPEN_PS_INHERITED-$X\" = \"$EXPECT\"";
-    let child = posix_spawn::spawn(
+    let child = popen::Popen::posix_spawn(
         "/bin/sh",
         &["sh", "-c", script],
         Some(&["X=1", "EXPECT=-1"][..]),
@@ -669,14 +678,15 @@ fn env_none_inherits_and_some_replaces() {
     assert!(child.wait().unwrap().success());
     let script = "test \"$POPEN_PS_INHERITED\" = yes";
     let child =
-        posix_spawn::spawn("/bin/sh", &["sh", "-c", script], None, &actions, &attr).unwrap();
+        popen::Popen::posix_spawn("/bin/sh", &["sh", "-c", script], None, &actions, &attr).unwrap();
     assert!(child.wait().unwrap().success());
 }
 
 #[test]
 fn the_handle_waits_signals_and_knows_its_origin() {
     let (actions, attr) = (FileActions::new().unwrap(), no_attr());
-    let child = posix_spawn::spawnp("sleep", &["sleep", "30"], None, &actions, &attr).unwrap();
+    let child =
+        popen::Popen::posix_spawnp("sleep", &["sleep", "30"], None, &actions, &attr).unwrap();
     assert_eq!(child.spawn_path(), SpawnPath::PosixSpawn);
     assert_eq!(child.args(), ["sleep", "30"]);
     assert_eq!(child.process_group(), None);
@@ -699,14 +709,8 @@ fn the_wrappers_are_send_and_sync() {
 fn audit_hooks_see_posix_spawn_layer_spawns() {
     // Runs alone in a fresh process: audit hooks are process-wide.
     const NAME: &str = "audit_hooks_see_posix_spawn_layer_spawns";
-    if std::env::var("POPEN_TEST_SCENARIO").as_deref() != Ok(NAME) {
-        let status = popen::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--test-threads=1"])
-            .env("POPEN_TEST_SCENARIO", NAME)
-            .spawn()
-            .unwrap()
-            .wait()
-            .unwrap();
+    if !common::in_scenario(NAME) {
+        let status = common::run_scenario(NAME, |_| {});
         assert!(status.success(), "{status}");
         return;
     }
@@ -724,9 +728,9 @@ fn audit_hooks_see_posix_spawn_layer_spawns() {
     actions.chdir(c"/").unwrap();
     let attr = popen::posix_spawn::SpawnAttr::new().unwrap();
     let child =
-        popen::posix_spawn::spawn("/bin/true", &["true", "fine"], None, &actions, &attr).unwrap();
+        popen::Popen::posix_spawn("/bin/true", &["true", "fine"], None, &actions, &attr).unwrap();
     assert!(child.wait().unwrap().success());
-    let err = popen::posix_spawn::spawn("/bin/true", &["true", "refuse-me"], None, &actions, &attr)
+    let err = popen::Popen::posix_spawn("/bin/true", &["true", "refuse-me"], None, &actions, &attr)
         .unwrap_err();
     assert_eq!(err.step(), popen::Step::Audit);
     std::process::exit(0);

@@ -126,22 +126,6 @@ fn a_missing_cwd() {
 }
 
 #[test]
-fn a_process_group_after_a_new_session() {
-    // A session leader cannot change its process group: setpgid fails with EPERM, even for
-    // group 0 (CPython's setsid-then-setpgid order).
-    for path in SpawnPath::ALL {
-        let mut cmd = Command::new("true");
-        cmd.start_new_session(true).process_group(0);
-        let err = spawn_err(cmd, path);
-        assert_eq!(
-            (err.step(), err.raw_os_error()),
-            (Step::Setpgid, Some(libc::EPERM)),
-            "{path}"
-        );
-    }
-}
-
-#[test]
 fn a_cwd_that_is_a_file() {
     let file = fixture("plain-file", b"", 0o644);
     for path in SpawnPath::ALL {
@@ -362,7 +346,7 @@ fn credential_failures_name_their_step() {
 fn a_failed_child_can_be_left_for_the_caller_to_reap() {
     for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
         let mut cmd = Command::new("popen-surely-missing");
-        cmd.keep_failed_child(true);
+        popen::testing::keep_failed_child(&mut cmd, true);
         let err = spawn_err(cmd, path);
         assert_eq!(err.step(), Step::Exec);
         let pid = err.pid().expect("the failed child's pid");
@@ -406,14 +390,86 @@ fn under_valgrind_spawn_failures_stay_typed_errors() {
         scenario_passed();
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let status = Command::new("valgrind")
-        .args(["-q", "--error-exitcode=99"])
+    // valgrind must be installed (scripts/test-all.sh installs it).
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["-q", "--error-exitcode=99"])
         .arg(exe)
-        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env("POPEN_TEST_SCENARIO", NAME)
-        .spawn()
-        .expect("valgrind (scripts/test-all.sh installs it)")
-        .wait()
-        .unwrap();
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env("POPEN_TEST_SCENARIO", NAME);
+    let status = common::run_captured(NAME, &mut cmd, |_| {});
     assert!(status.success(), "under valgrind: {status}");
+}
+
+/// What an error reporter (anyhow's `{:#}`, eyre) prints: each error of the `source()` chain.
+fn report_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        parts.push(e.to_string());
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[test]
+fn an_error_reporter_prints_the_os_error_once() {
+    let os_message = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+    let os_message = os_message.split(" (os error").next().unwrap().to_owned();
+    let once = |report: String, what: &str| {
+        assert_eq!(report.matches(&os_message).count(), 1, "{what}: {report}");
+    };
+    let spawn = Command::new("surely-no-such-program").spawn().unwrap_err();
+    once(report_chain(&spawn), "spawn");
+    once(
+        report_chain(&std::io::Error::from(spawn)),
+        "spawn as io::Error",
+    );
+    let run = popen::check_call(Command::new("surely-no-such-program")).unwrap_err();
+    once(report_chain(&run), "run");
+    once(report_chain(&std::io::Error::from(run)), "run as io::Error");
+}
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    let script = fixture(
+        "missing-interpreter",
+        b"#!/surely/no/such/interpreter -x\necho hi\n",
+        0o755,
+    );
+    common::on_each_path(
+        || Command::new(&script),
+        |path, cmd| {
+            let err = cmd.spawn().unwrap_err();
+            assert_eq!(err.step(), Step::Exec, "{path}: {err}");
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{path}: {err}");
+            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{path}");
+            assert_eq!(
+                err.missing_interpreter(),
+                Some(std::path::Path::new("/surely/no/such/interpreter")),
+                "{path}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("interpreter") && msg.contains("/surely/no/such/interpreter"),
+                "{path}: {msg}"
+            );
+        },
+    );
+    let layer = popen::Popen::posix_spawn(
+        &script,
+        &["script"],
+        None,
+        &popen::posix_spawn::FileActions::new().unwrap(),
+        &popen::posix_spawn::SpawnAttr::new().unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(layer.kind(), ErrorKind::NotFound, "{layer}");
+    assert!(
+        layer.to_string().contains("/surely/no/such/interpreter"),
+        "{layer}"
+    );
+    // A program that is really missing says nothing of an interpreter.
+    let missing = Command::new("/surely/no/such/program").spawn().unwrap_err();
+    assert_eq!(missing.missing_interpreter(), None);
+    assert!(!missing.to_string().contains("interpreter"), "{missing}");
 }

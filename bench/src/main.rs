@@ -693,7 +693,7 @@ fn main() {
     print!("{}", rep.markdown());
     if !quick {
         for line in rep.targets() {
-            println!("{}", line.render());
+            println!("{}", line.render(true));
         }
     }
     println!(

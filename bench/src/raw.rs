@@ -58,7 +58,7 @@ unsafe impl Send for Spawner {}
 unsafe impl Sync for Spawner {}
 
 impl Spawner {
-    /// Prepares `path` with `args` (argv[0] is `path`).
+    /// Prepares `path` with `args` (`argv[0]` is `path`).
     pub fn new(path: &'static CStr, args: &[&'static CStr], opts: RawOpts) -> io::Result<Spawner> {
         let mut argv: Vec<*const c_char> = vec![path.as_ptr()];
         argv.extend(args.iter().map(|a| a.as_ptr()));

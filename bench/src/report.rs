@@ -183,23 +183,26 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn render(&self) -> String {
+    /// The target's line; `judged` is false in a quick run, whose numbers mean nothing, so the
+    /// line says so instead of "holds" or "misses".
+    pub fn render(&self, judged: bool) -> String {
         format!(
             "target: {}: {} (goal {}): {}",
             self.what,
             self.measured,
             self.goal,
-            if self.holds == Some(true) {
-                "holds"
-            } else {
-                "misses"
+            match (judged, self.holds) {
+                (false, _) => "not judged (quick)",
+                (true, Some(true)) => "holds",
+                (true, _) => "misses",
             }
         )
     }
 
-    fn json(&self) -> Value {
+    /// `holds` is null when not judged.
+    fn json(&self, judged: bool) -> Value {
         json!({"what": self.what, "measured": self.measured, "goal": self.goal,
-            "holds": self.holds == Some(true)})
+            "holds": judged.then_some(self.holds == Some(true))})
     }
 }
 
@@ -473,7 +476,7 @@ impl Report<'_> {
             }
         );
         for t in &targets {
-            let _ = writeln!(out, "{}", t.render());
+            let _ = writeln!(out, "{}", t.render(!self.quick));
         }
         out.push_str("```\n");
         out
@@ -653,7 +656,7 @@ impl Report<'_> {
             "wall_secs": self.wall.as_secs_f64(),
             "rss_levels_mib": self.rss_levels,
             "failures": self.failures,
-            "targets": self.targets().iter().map(Target::json).collect::<Vec<_>>(),
+            "targets": self.targets().iter().map(|t| t.json(!self.quick)).collect::<Vec<_>>(),
             "samples": samples,
         })
     }
@@ -694,4 +697,48 @@ pub fn spawn_medians(s: &Samples, key: &str, levels: &[usize], variant: &str) ->
         .iter()
         .filter_map(|&r| s.median(key, r, variant).map(|m| (r as f64 / 1024.0, m)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(samples: &Samples, quick: bool) -> Report<'_> {
+        Report {
+            samples,
+            machine: "test machine",
+            date: "today",
+            quick,
+            wall: Duration::from_secs(1),
+            rss_levels: &[0],
+            failures: &[],
+        }
+    }
+
+    /// A quick run's numbers mean nothing: its target lines must not say "misses" (nor "holds").
+    #[test]
+    fn quick_run_judges_no_target() {
+        let samples = Samples::default();
+        let md = report(&samples, true).markdown();
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("target: ")).collect();
+        assert!(!lines.is_empty(), "{md}");
+        for l in &lines {
+            assert!(l.ends_with(": not judged (quick)"), "{l}");
+        }
+        let json = report(&samples, true).json();
+        assert!(json["targets"][0]["holds"].is_null(), "{json}");
+    }
+
+    /// A full run judges every target; one without measurements misses.
+    #[test]
+    fn full_run_judges_every_target() {
+        let samples = Samples::default();
+        let md = report(&samples, false).markdown();
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("target: ")).collect();
+        assert!(!lines.is_empty(), "{md}");
+        for l in &lines {
+            assert!(l.ends_with(": misses"), "{l}");
+        }
+        assert_eq!(report(&samples, false).json()["targets"][0]["holds"], false);
+    }
 }

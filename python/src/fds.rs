@@ -146,7 +146,7 @@ pub(crate) fn failing_command(req: &Request) -> Command {
         cmd = Command::from_argv([""]);
     }
     cmd.executable_list(&req.executable_list);
-    cmd.keep_failed_child(true);
+    engine::testing::keep_failed_child(&mut cmd, true);
     cmd.close_in_child(-1);
     if !req.allow_vfork {
         cmd.spawn_path(SpawnPath::Fork);

@@ -188,7 +188,7 @@ fn set_spawn_path(path: Option<&str>) -> PyResult<()> {
             )))
         }
     };
-    engine::set_default_spawn_path(path);
+    engine::testing::set_default_spawn_path(path);
     Ok(())
 }
 

@@ -236,7 +236,7 @@ fn spawn(
     };
     // The caller reaps the child (os.waitpid), as with CPython's.
     started
-        .map(|child| child.detach())
+        .map(|child| child.pid())
         .map_err(|e| os_error(py, e.io_error(), Some(&path_object)))
 }
 

@@ -5,7 +5,7 @@
 //! The error pipe protocol (`ExceptionName:hexerrno:message`) is CPython's: the engine returns a
 //! typed [`SpawnError`] for a child that could not exec; this module writes the matching record
 //! into `errpipe_write` from the parent and returns the pid of that child, which the engine
-//! left unreaped ([`Command::keep_failed_child`]) so that `subprocess.py` reaps it and gets its
+//! left unreaped ([`engine::testing::keep_failed_child`]) so that `subprocess.py` reaps it and gets its
 //! status, as with CPython's own `fork_exec`. Where no such child exists (a failed
 //! `posix_spawn`, a descriptor refused before spawning) it returns a pid that is not a child
 //! of this process, so `waitpid` gets `ChildProcessError`, which `subprocess.py` ignores.
@@ -96,7 +96,7 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     }
     cmd.close_fds(req.close_fds);
     // subprocess.py reaps a child that failed, after reading its error record.
-    cmd.keep_failed_child(true);
+    engine::testing::keep_failed_child(&mut cmd, true);
     for &fd in &req.fds_to_keep {
         // errpipe_write is kept open for the child by CPython, but stays close-on-exec: the
         // engine's child reports failures its own way, so it is simply not passed.
@@ -130,7 +130,11 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.start_new_session(true);
     }
     if req.pgid >= 0 {
-        cmd.process_group(req.pgid);
+        if req.call_setsid {
+            setpgid_after_setsid(&mut cmd, req.pgid);
+        } else {
+            cmd.process_group(req.pgid);
+        }
     }
     if let Some(groups) = &req.extra_groups {
         cmd.extra_groups(groups.iter().copied());
@@ -139,7 +143,8 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.gid(gid);
     }
     if let Some(uid) = req.uid {
-        cmd.uid(uid);
+        // CPython calls setgroups only when extra_groups is given.
+        cmd.uid(uid).keep_supplementary_groups(true);
     }
     if req.umask >= 0 {
         cmd.umask(req.umask as u32);
@@ -149,6 +154,24 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.spawn_path(SpawnPath::Fork);
     }
     Ok(cmd)
+}
+
+/// CPython's child calls `setpgid` after `setsid`, where it always fails with `EPERM` (a session
+/// leader cannot change its process group); the engine refuses that combination before any
+/// process exists. A hook makes the call in the child, after the steps that could fail before
+/// it, so the child fails as CPython's does (a credential step the engine runs first can only
+/// fail with the same `EPERM`). The hook takes the engine's fork path.
+fn setpgid_after_setsid(cmd: &mut Command, pgid: i32) {
+    let hook = move || {
+        // SAFETY: setpgid is async-signal-safe and changes only this process's group.
+        if unsafe { libc::setpgid(0, pgid) } == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: the hook makes one async-signal-safe system call and touches nothing shared.
+    unsafe { cmd.pre_exec(hook) };
 }
 
 /// The engine's stdio for a descriptor the caller owns (a close-on-exec duplicate is taken).
@@ -199,6 +222,9 @@ fn child_record(err: &SpawnError, no_executable: bool) -> Option<Vec<u8>> {
     let errno = err.raw_os_error().unwrap_or(0);
     match err.step() {
         Step::Prepare | Step::Audit | Step::Pipe | Step::PipeSize | Step::Spawn => None,
+        // A Python preexec_fn reports errno 0; the module's own hook (setpgid_after_setsid)
+        // the errno of the system call it makes, before user code.
+        Step::PreExecHook if errno != 0 => Some(os_error_record(errno, true)),
         Step::PreExecHook => Some(PREEXEC_FAILED.to_vec()),
         Step::Exec if no_executable => Some(b"SubprocessError:0:".to_vec()),
         step => Some(os_error_record(errno, step.is_before_user_code())),

@@ -132,11 +132,11 @@ impl SpawnAttr {
     /// # Examples
     ///
     /// ```
-    /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
+    /// use popen::posix_spawn::{FileActions, SpawnAttr};
     ///
     /// let mut attr = SpawnAttr::new()?;
     /// attr.setpgroup(0)?;
-    /// let child = posix_spawn::spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
+    /// let child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -176,11 +176,11 @@ impl SpawnAttr {
     /// # Examples
     ///
     /// ```
-    /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
+    /// use popen::posix_spawn::{FileActions, SpawnAttr};
     ///
     /// let mut attr = SpawnAttr::new()?;
     /// attr.setsid()?;
-    /// let child = posix_spawn::spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
+    /// let child = popen::Popen::posix_spawnp("true", &["true"], None, &FileActions::new()?, &attr)?;
     /// assert_eq!(child.process_group(), Some(child.pid()));
     /// child.wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())

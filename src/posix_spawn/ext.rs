@@ -100,9 +100,9 @@ impl Extension {
 
     /// Makes this process behave as if the C library lacked (`true`) or had again (`false`)
     /// this extension: for tests of the refusals and of the fallbacks, on a C library that has
-    /// everything. Process-wide.
-    #[doc(hidden)]
-    pub fn simulate_missing(self, missing: bool) {
+    /// everything. Process-wide. Reached through
+    /// [`testing::simulate_missing_extension`](crate::testing::simulate_missing_extension).
+    pub(crate) fn simulate_missing(self, missing: bool) {
         if missing {
             HIDDEN.fetch_or(self.bit(), Ordering::Relaxed);
         } else {

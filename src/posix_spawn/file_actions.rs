@@ -126,13 +126,13 @@ impl FileActions {
     /// # Examples
     ///
     /// ```
-    /// use popen::posix_spawn::{self, FileActions, SpawnAttr};
+    /// use popen::posix_spawn::{FileActions, SpawnAttr};
     ///
     /// let out = std::env::temp_dir().join(format!("popen-open-doc-{}", std::process::id()));
     /// let path = std::ffi::CString::new(out.to_str().unwrap())?;
     /// let mut actions = FileActions::new()?;
     /// actions.open(1, &path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o600)?;
-    /// let child = posix_spawn::spawnp("echo", &["echo", "hi"], None, &actions, &SpawnAttr::new()?)?;
+    /// let child = popen::Popen::posix_spawnp("echo", &["echo", "hi"], None, &actions, &SpawnAttr::new()?)?;
     /// assert!(child.wait()?.success());
     /// assert_eq!(std::fs::read_to_string(&out)?, "hi\n");
     /// std::fs::remove_file(out)?;

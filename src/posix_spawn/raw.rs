@@ -3,7 +3,7 @@
 //! # Safety
 //!
 //! `unsafe` here calls `posix_spawn`/`posix_spawnp` with pointer arrays whose validity the
-//! caller promises, reads the C library's `environ`, and calls `faccessat` on a C string.
+//! caller promises, and calls `faccessat` on a C string.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
@@ -15,7 +15,8 @@ use super::attr::SpawnAttr;
 use super::ext::check;
 use super::file_actions::FileActions;
 
-/// Calls `posix_spawn` (or `posix_spawnp` with `search`), returning the pid.
+/// Calls `posix_spawn`, returning the pid. (`posix_spawnp` is never called: its search reads
+/// `PATH` in the child; see `posix_spawn::spawnp`.)
 ///
 /// # Safety
 ///
@@ -27,18 +28,12 @@ pub(crate) unsafe fn spawn_raw(
     envp: *const *const libc::c_char,
     actions: &FileActions,
     attr: &SpawnAttr,
-    search: bool,
 ) -> io::Result<libc::pid_t> {
     let mut pid = 0;
-    let f = if search {
-        libc::posix_spawnp
-    } else {
-        libc::posix_spawn
-    };
     // SAFETY: per the caller's promise on argv/envp; actions and attr are initialised objects
     // that outlive the call.
     check(unsafe {
-        f(
+        libc::posix_spawn(
             &mut pid,
             path.as_ptr(),
             actions.as_ptr(),
@@ -48,15 +43,6 @@ pub(crate) unsafe fn spawn_raw(
         )
     })?;
     Ok(pid)
-}
-
-/// The environment of this process, as `posix_spawn` wants it.
-pub(crate) fn environ() -> *const *const libc::c_char {
-    extern "C" {
-        static environ: *const *const libc::c_char;
-    }
-    // SAFETY: reading the pointer value of the C library's environ.
-    unsafe { environ }
 }
 
 /// Whether `path` names a regular file this process may execute (with its effective ids, as

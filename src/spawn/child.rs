@@ -20,16 +20,18 @@
 
 use std::ffi::{c_char, CString};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::command::Hook;
+use super::request::Hook;
 use crate::error::Step;
 use crate::spawn::report::{self, Report};
-use crate::sys::signal::SigSet;
+use crate::sys::signal::{self, SigSet};
 
 /// Plain data the child reads. Built by the parent; borrowed by the child.
 pub(crate) struct ChildPlan<'a> {
     pub(crate) argv: *const *const c_char,
-    /// NULL: inherit the environment (`execv`).
+    /// The whole environment, built by the parent (never the parent's `environ`, which another
+    /// thread may be changing).
     pub(crate) envp: *const *const c_char,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
@@ -42,7 +44,8 @@ pub(crate) struct ChildPlan<'a> {
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
     pub(crate) umask: Option<libc::mode_t>,
-    /// Reset every caught signal to its default (the shared-memory child must).
+    /// Reset every caught signal to its default before any hook runs (both paths do: no handler
+    /// of the parent's may run in the child).
     pub(crate) reset_handlers: bool,
     pub(crate) restore_signals: bool,
     /// The final mask; `None` keeps the one the child started with.
@@ -157,7 +160,8 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         }
         // 5. Signals: no handler of the parent may run here; then the child's own mask.
         if plan.reset_handlers {
-            reset_signal_handlers(plan.mask);
+            // A hook may unblock a signal the final mask blocks: then reset every handler.
+            reset_signal_handlers(if hooks.is_empty() { plan.mask } else { None });
         }
         if plan.restore_signals {
             for sig in [libc::SIGPIPE, libc::SIGXFSZ] {
@@ -167,9 +171,12 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             }
         }
         if let Some(mask) = plan.mask {
-            let ret = libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut());
-            if ret != 0 {
-                fail_with(plan.report, Step::Signals, ret);
+            // The raw system call: the mask exactly as planned (for "inherit", the parent's own,
+            // bit for bit), where `pthread_sigmask` would unblock the C library's signals.
+            if let Err(e) =
+                signal::rt_sigprocmask(libc::SIG_SETMASK, mask.as_raw(), std::ptr::null_mut())
+            {
+                fail_with(plan.report, Step::Signals, e);
             }
         }
         // 6. Session and process group.
@@ -235,11 +242,7 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
         let mut saved = 0;
         let mut last = libc::ENOENT;
         for path in plan.candidates {
-            if plan.envp.is_null() {
-                libc::execv(path.as_ptr(), plan.argv);
-            } else {
-                libc::execve(path.as_ptr(), plan.argv, plan.envp);
-            }
+            libc::execve(path.as_ptr(), plan.argv, plan.envp);
             last = errno();
             if saved == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
                 saved = last;
@@ -253,12 +256,37 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     }
 }
 
+/// The error pipe of a forked child while it runs the user's hooks; -1 everywhere else. Only a
+/// forked child's private copy of this static is ever written (hooks never run in a child that
+/// shares our memory), so the parent's stays -1.
+static HOOK_REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Called first by the panic hook the fork path installs (see `spawn::fork`): in a forked child
+/// running a user's hook, reports [`Step::PreExecHook`] and exits, so that no other panic hook
+/// runs there — the default one takes a lock that another thread of the parent may have held at
+/// the fork (the child's copy then stays locked for ever, and the parent waits for the child's
+/// report for ever), and allocates. Anywhere else it returns at once.
+pub(crate) fn exit_if_panicking_in_hook() {
+    let fd = HOOK_REPORT_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: only a forked child running a hook sets the descriptor: writing the record
+        // to its error pipe and exiting is what it does on any failure.
+        unsafe { fail_with(Report::Pipe(fd), Step::PreExecHook, 0) }
+    }
+}
+
 /// Runs one user hook; an error or a panic is reported as [`Step::PreExecHook`].
 ///
 /// # Safety
 ///
 /// See the module's child contract; only called in a forked child.
 unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
+    if let Report::Pipe(fd) = plan.report {
+        HOOK_REPORT_FD.store(fd, Ordering::Relaxed);
+    }
+    // A panic ends the child in the panic hook (see `exit_if_panicking_in_hook`); if another
+    // panic hook replaced the fork path's after it was installed and returns, the unwinding
+    // stops here.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
     let errno = match result {
         Ok(Ok(())) => return,
@@ -278,23 +306,34 @@ unsafe fn run_hook(plan: &ChildPlan<'_>, hook: &mut Hook) {
 }
 
 /// Sets every caught signal to its default disposition, skipping signals that stay blocked
-/// (they cannot be delivered before exec, which resets them anyway).
+/// (they cannot be delivered before exec, which resets them anyway). Ignored signals stay
+/// ignored.
+///
+/// The C library's internal signals (glibc's SIGCANCEL and SIGSETXID, 32 and 33) are covered
+/// too. `sigaction` refuses them (EINVAL) — so no user code can have set them through it: their
+/// handler is the library's own, which exec would reset to the default, and so does the raw
+/// system call here. Left in place, a SIGSETXID sent to a shared-memory child would run the
+/// library's handler, which changes the credentials and counts down the parent's own
+/// `setuid`-in-progress state.
 ///
 /// # Safety
 ///
 /// See the module's child contract.
 unsafe fn reset_signal_handlers(mask: Option<&SigSet>) {
-    for sig in 1..crate::sys::signal::max_signal() {
+    for sig in 1..signal::max_signal() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
         if mask.is_some_and(|m| m.contains(sig)) {
             continue;
         }
-        // SAFETY: sigaction only reads and writes the struct on our stack.
+        // SAFETY: sigaction only reads and writes the structs on our stack.
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, std::ptr::null(), &mut old) == -1 {
+                if errno() == libc::EINVAL {
+                    signal::rt_sigaction_default(sig);
+                }
                 continue;
             }
             if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {

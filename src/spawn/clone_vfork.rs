@@ -12,44 +12,106 @@
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
-use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::child::{self, ChildPlan};
 use super::prepare::{FdPlan, Prepared};
 use super::report::{Report, SharedReport};
+use super::request::Request;
 use super::{child_plan, finish, Started};
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::sys::signal::SignalBlockGuard;
 
 /// The child's stack. It only runs `child_main`, a few frames of plain system calls.
 const STACK_SIZE: usize = 64 * 1024;
 
-#[repr(C, align(16))]
-struct Stack([MaybeUninit<u8>; STACK_SIZE]);
-
-fn new_stack() -> Box<Stack> {
-    // SAFETY: a `Stack` is an array of `MaybeUninit` bytes: uninitialised memory is a valid one.
-    unsafe { Box::<Stack>::new_uninit().assume_init() }
+/// A stack for a vfork-style child: `STACK_SIZE` bytes mapped for it alone, with an
+/// inaccessible guard page right below (the stack grows down), so that an overflow faults
+/// instead of writing silently over other memory of the parent's.
+///
+/// # Drop behavior
+///
+/// Unmaps the stack and its guard page. Only dropped in the parent, once no child runs on it.
+struct ChildStack {
+    /// The start of the mapping: the guard page.
+    base: *mut libc::c_void,
+    /// The guard page plus the stack.
+    len: usize,
 }
 
-/// Runs `f` with a child stack: this thread's own, allocated on its first vfork-style spawn and
-/// kept (only a child of this thread runs on it, while this thread is suspended), or a fresh one
-/// where that is unavailable (a spawn during the thread's teardown). Not in the caller's frame:
-/// a thread with a small stack can spawn too.
-fn with_child_stack<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
+impl ChildStack {
+    fn new() -> std::io::Result<ChildStack> {
+        // SAFETY: sysconf only reads a configuration value.
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        };
+        let len = page + STACK_SIZE.next_multiple_of(page);
+        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the first page of the mapping made just above, which nothing uses yet.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } == -1 {
+            // `stack` unmaps the whole mapping when dropped.
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// One past the highest byte: where the child's stack pointer starts (page-aligned).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping.
+        unsafe { self.base.cast::<u8>().add(self.len) }.cast()
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours, and no child runs on it any more (see `with_child_stack`).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Runs `f` with a child stack: this thread's own, mapped on its first vfork-style spawn and
+/// kept (only a child of this thread runs on it, while this thread is suspended) until the
+/// thread exits, or a fresh one where that is unavailable (a spawn during the thread's
+/// teardown), unmapped after `f`. Not in the caller's frame: a thread with a small stack can
+/// spawn too.
+///
+/// # Errors
+///
+/// The error of `mmap` or `mprotect` if no stack could be mapped.
+fn with_child_stack<R>(f: impl FnOnce(&ChildStack) -> R) -> std::io::Result<R> {
     thread_local! {
-        static STACK: RefCell<Option<Box<Stack>>> = const { RefCell::new(None) };
+        static STACK: RefCell<Option<ChildStack>> = const { RefCell::new(None) };
     }
     let mut f = Some(f);
-    let ran = STACK.try_with(|cell| {
+    let ran = STACK.try_with(|cell| -> Option<std::io::Result<R>> {
         let mut slot = cell.try_borrow_mut().ok()?;
-        let stack = slot.get_or_insert_with(new_stack);
-        f.take().map(|f| f(stack))
+        if slot.is_none() {
+            match ChildStack::new() {
+                Ok(stack) => *slot = Some(stack),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let stack = slot.as_ref()?;
+        f.take().map(|f| Ok(f(stack)))
     });
     match (ran, f) {
         (Ok(Some(result)), _) => result,
-        (_, Some(f)) => f(&mut new_stack()),
+        (_, Some(f)) => Ok(f(&ChildStack::new()?)),
         (_, None) => unreachable!("the closure ran but returned nothing"),
     }
 }
@@ -60,26 +122,38 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { child::child_main(&*(arg as *const ChildPlan<'_>), &mut []) }
 }
 
-pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+/// Starts the child; with `with_pidfd`, its pidfd is made with it (`CLONE_PIDFD`).
+pub(super) fn spawn(
+    req: &Request,
+    prep: &Prepared,
+    fds: &FdPlan,
+    with_pidfd: bool,
+) -> Result<Started, SpawnError> {
     let report = SharedReport::default();
     let guard = SignalBlockGuard::block_all();
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
     // or the one this thread had before the guard ("inherit").
     let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let plan = child_plan(cmd, prep, fds, Report::Shared(&report), Some(&mask), true);
+    let plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
-    // No CLONE_PIDFD: as on the other paths the handle opens a pidfd when it first needs one.
-    // A pidfd made here would be inherited (if only until exec) by every child started while
-    // this one runs, and closed by each of them.
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
+    // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
+    // kernel makes it close-on-exec: a child another thread starts meanwhile drops it at exec.
+    let pidfd_flag = if with_pidfd { libc::CLONE_PIDFD } else { 0 };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | pidfd_flag | libc::SIGCHLD;
+    let mut pidfd: libc::c_int = -1;
+    let pidfd_out = &mut pidfd as *mut libc::c_int;
     let pid = with_child_stack(|stack| {
-        // SAFETY: one past the end of the array, 16-byte aligned: the stack grows down from
-        // here.
-        let stack_top = unsafe { stack.0.as_mut_ptr().add(STACK_SIZE) }.cast::<libc::c_void>();
+        let stack_top = stack.top();
         // SAFETY: child_entry follows the child contract; the stack and plan outlive the
-        // child's use of them (CLONE_VFORK suspends this thread until exec or exit).
-        unsafe { libc::clone(child_entry, stack_top, flags, arg) }
-    });
+        // child's use of them (CLONE_VFORK suspends this thread until exec or exit). With
+        // CLONE_PIDFD the kernel writes the pidfd to the parent_tid argument, `pidfd_out`.
+        unsafe { libc::clone(child_entry, stack_top, flags, arg, pidfd_out) }
+    })
+    .map_err(|e| SpawnError::new(Step::Spawn, e))?;
+    // SAFETY: the kernel made this descriptor for the child; nobody else owns it. (A kernel
+    // without CLONE_PIDFD leaves -1: the handle then opens one itself.)
+    let pidfd = (pid > 0 && pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let err = (pid == -1).then(std::io::Error::last_os_error);
     drop(guard);
     if let Some(e) = err {
@@ -90,8 +164,79 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
         // this process take the fork path, whose pipe works anyway.
         super::strategy::mark_vm_not_shared();
-        return finish(cmd, prep, Ok(None), pid);
+        return finish(req, prep, Ok(None), pid, pidfd);
     }
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
-    finish(cmd, prep, Ok(report.get()), pid)
+    finish(req, prep, Ok(report.get()), pid, pidfd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lowest byte of this thread's child stack, and one past its highest.
+    fn stack_bounds() -> (usize, usize) {
+        with_child_stack(|stack| (stack.top() as usize - STACK_SIZE, stack.top() as usize)).unwrap()
+    }
+
+    /// The `/proc/self/maps` line of the mapping that holds `addr`: (start, end, permissions).
+    fn mapping_of(addr: usize) -> Option<(usize, usize, String)> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            let end = usize::from_str_radix(end, 16).ok()?;
+            let perms = fields.next()?;
+            (start..end)
+                .contains(&addr)
+                .then(|| (start, end, perms.to_string()))
+        })
+    }
+
+    #[test]
+    fn the_child_stack_has_an_inaccessible_guard_page_right_below_it() {
+        let (lowest, top) = stack_bounds();
+        let (start, end, perms) = mapping_of(lowest).expect("the stack is mapped");
+        assert!(start <= lowest && top <= end, "{start:#x}-{end:#x}");
+        assert_eq!(perms, "rw-p");
+        let (_, guard_end, guard_perms) = mapping_of(lowest - 1).expect("a guard page");
+        assert_eq!((guard_end, guard_perms.as_str()), (lowest, "---p"));
+        // The same stack on the next call: one per thread.
+        assert_eq!(stack_bounds(), (lowest, top));
+    }
+
+    /// Deep enough to run far past the 64 KiB stack.
+    fn recurse(depth: usize) -> usize {
+        let frame = std::hint::black_box([depth as u8; 1024]);
+        if depth == 0 {
+            return 0;
+        }
+        recurse(depth - 1) + frame[depth % 1024] as usize
+    }
+
+    extern "C" fn overflow(_: *mut libc::c_void) -> libc::c_int {
+        let n = recurse(1 << 20);
+        // SAFETY: _exit is async-signal-safe and does not return.
+        unsafe { libc::_exit((n & 1) as libc::c_int) }
+    }
+
+    #[test]
+    fn a_child_that_overflows_its_stack_dies_of_sigsegv() {
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        let pid = with_child_stack(|stack| {
+            // SAFETY: the child only recurses on its own stack and exits; this thread is
+            // suspended until then.
+            unsafe { libc::clone(overflow, stack.top(), flags, std::ptr::null_mut()) }
+        })
+        .unwrap();
+        assert!(pid > 0, "{}", std::io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+            "status {status:#x}"
+        );
+    }
 }

@@ -10,34 +10,34 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
 use super::prepare::{FdPlan, Prepared};
+use super::request::Request;
 use super::{step_error, Started};
-use crate::command::Command;
 use crate::error::{SpawnError, Step};
 use crate::posix_spawn::{self, FileActions, SpawnAttr};
 use crate::sys::signal::SigSet;
 
-pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
+pub(super) fn spawn(req: &Request, prep: &Prepared, fds: &FdPlan) -> Result<Started, SpawnError> {
     let setup = |e| SpawnError::new(Step::Spawn, e);
     let plain = fds.sources.iter().all(Option::is_none)
         && prep.pass_fds.is_empty()
         && prep.cwd.is_none()
-        && cmd.close_fds;
+        && req.close_fds;
     let built;
     let actions = match plain.then(close_fds_only).flatten() {
         Some(shared) => shared,
         None => {
-            built = file_actions(cmd, prep, fds).map_err(setup)?;
+            built = file_actions(req, prep, fds).map_err(setup)?;
             &built
         }
     };
     let mut attr = SpawnAttr::new().map_err(setup)?;
-    if cmd.new_session {
+    if req.new_session {
         attr.setsid().map_err(setup)?;
     }
-    if let Some(pgid) = cmd.process_group {
+    if let Some(pgid) = req.process_group {
         attr.setpgroup(pgid).map_err(setup)?;
     }
-    if cmd.restore_signals {
+    if req.restore_signals {
         let defaults = SigSet::from_signals([libc::SIGPIPE, libc::SIGXFSZ]).map_err(setup)?;
         attr.setsigdef(&defaults).map_err(setup)?;
     }
@@ -45,10 +45,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
         attr.setsigmask(mask).map_err(setup)?;
     }
 
-    let envp = prep
-        .envp
-        .as_ref()
-        .map_or_else(posix_spawn::environ, |e| e.as_ptr());
+    let envp = prep.envp.as_ptr();
     let mut saved = 0;
     let mut last = libc::ENOENT;
     let mut tried = false;
@@ -58,20 +55,19 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
             continue;
         }
         tried = true;
-        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` (or the C
-        // library, for environ) keeps alive during the call.
+        // SAFETY: argv and envp are NULL-terminated arrays of C strings that `prep` keeps alive
+        // during the call.
         #[allow(unsafe_code)]
-        let result = unsafe {
-            posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr, false)
-        };
+        let result =
+            unsafe { posix_spawn::spawn_raw(path, prep.argv.as_ptr(), envp, actions, &attr) };
         let errno = match result {
             Ok(pid) => {
-                // The handle opens a pidfd when it first needs one.
-                return Ok(Started { pid });
+                // The pidfd is opened by the caller.
+                return Ok(Started::new(pid, None));
             }
             Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
         };
-        if let Some(step) = setup_step_at_fault(cmd, prep, errno) {
+        if let Some(step) = setup_step_at_fault(req, prep, errno) {
             return Err(step_error(prep, step, errno));
         }
         last = errno;
@@ -95,7 +91,7 @@ pub(super) fn spawn(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> Result<Star
 
 /// The child's steps before exec: the standard streams, `pass_fds`, the working directory and
 /// the closing of every other descriptor.
-fn file_actions(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> std::io::Result<FileActions> {
+fn file_actions(req: &Request, prep: &Prepared, fds: &FdPlan) -> std::io::Result<FileActions> {
     let mut actions = FileActions::new()?;
     for &fd in &prep.pass_fds {
         // dup2(fd, fd) clears close-on-exec.
@@ -109,7 +105,7 @@ fn file_actions(cmd: &Command, prep: &Prepared, fds: &FdPlan) -> std::io::Result
     if let Some(cwd) = &prep.cwd {
         actions.chdir(cwd)?;
     }
-    if cmd.close_fds {
+    if req.close_fds {
         actions.closefrom(3)?;
     }
     Ok(actions)
@@ -163,14 +159,21 @@ fn surely_missing(path: &CStr, relative_to_child_cwd: bool) -> bool {
 }
 
 /// Which setup step, rather than the exec, caused `errno`, judged from the parent.
-fn setup_step_at_fault(cmd: &Command, prep: &Prepared, errno: i32) -> Option<Step> {
+fn setup_step_at_fault(req: &Request, prep: &Prepared, errno: i32) -> Option<Step> {
+    // `clone` fails with EAGAIN at RLIMIT_NPROC or the thread limit. `execve` gives it only to
+    // a process that changed its uid while over RLIMIT_NPROC, which this child never does.
+    if errno == libc::EAGAIN {
+        return Some(Step::Spawn);
+    }
     if cwd_error(prep).is_some() {
         return Some(Step::Chdir);
     }
-    // setpgid fails with EPERM for a group of another session, and for any group after
-    // setsid (a session leader cannot move; glibc's child calls setsid first).
-    if errno == libc::EPERM && cmd.process_group.is_some_and(|g| g != 0 || cmd.new_session) {
+    if errno == libc::EPERM && req.process_group.is_some_and(|g| g != 0) {
         return Some(Step::Setpgid);
+    }
+    if errno == libc::EBADF {
+        // Checked before the spawn, but another thread may have closed one since.
+        return super::prepare::closed_descriptor(req, &prep.pass_fds).map(|(step, _)| step);
     }
     None
 }

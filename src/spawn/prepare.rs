@@ -1,45 +1,18 @@
-//! The parent prepares every byte the child needs: C strings, the argv and envp arrays, the
-//! list of paths to try, and the descriptor plan. This is the only place a spawn allocates.
+//! The parent prepares every byte the child needs: C strings, the argv array, the list of paths
+//! to try, and the descriptor plan (the envp is built by `exec::env`). Only these two modules
+//! allocate for a spawn.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
-use crate::command::{Command, SignalMask};
+use super::request::{Request, SignalMask};
 use crate::error::{SpawnError, Step};
+use crate::exec::env::{self, EnvBlock};
+use crate::exec::{exec_candidates, CStringArray};
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, StdioKind};
 use crate::sys;
 use crate::sys::signal::SigSet;
-
-/// A NULL-terminated array of pointers into owned C strings.
-pub(crate) struct CStringArray {
-    strings: Vec<CString>,
-    ptrs: Vec<*const libc::c_char>,
-}
-
-// SAFETY: the pointers point into `strings`, which the array owns and never mutates.
-#[allow(unsafe_code)]
-unsafe impl Send for CStringArray {}
-// SAFETY: as above; shared access only reads.
-#[allow(unsafe_code)]
-unsafe impl Sync for CStringArray {}
-
-impl CStringArray {
-    pub(crate) fn new(strings: Vec<CString>) -> CStringArray {
-        let mut ptrs = Vec::with_capacity(strings.len() + 1);
-        ptrs.extend(strings.iter().map(|s| s.as_ptr()));
-        ptrs.push(std::ptr::null());
-        CStringArray { strings, ptrs }
-    }
-
-    pub(crate) fn as_ptr(&self) -> *const *const libc::c_char {
-        self.ptrs.as_ptr()
-    }
-
-    pub(crate) fn strings(&self) -> &[CString] {
-        &self.strings
-    }
-}
 
 /// The child's standard streams: which parent descriptor becomes child fd 0, 1, 2.
 pub(crate) struct FdPlan {
@@ -58,8 +31,12 @@ pub(crate) struct FdPlan {
 /// Everything the spawn back-ends read. Built before any process exists.
 pub(crate) struct Prepared {
     pub(crate) argv: CStringArray,
-    /// `None`: the child inherits the parent's environment as it is at exec time.
-    pub(crate) envp: Option<CStringArray>,
+    /// The child's whole environment, always built here: a child that read the parent's
+    /// `environ` itself would race with a thread changing it (`std::env::set_var`).
+    pub(crate) envp: EnvBlock,
+    /// Whether `envp` is the parent's environment unchanged (audit hooks then see `None`, as
+    /// CPython's do).
+    pub(crate) env_inherited: bool,
     /// The paths to try with `execve`, in order.
     pub(crate) candidates: Vec<CString>,
     /// What error messages name as the program: `executable` or `argv[0]`.
@@ -78,11 +55,11 @@ fn cstring(what: &str, s: &OsStr) -> Result<CString, SpawnError> {
 }
 
 /// Checks the command and builds its strings. Creates no descriptor.
-pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
-    if cmd.argv.is_empty() {
+pub(crate) fn prepare(req: &Request) -> Result<Prepared, SpawnError> {
+    if req.argv.is_empty() {
         return Err(SpawnError::invalid("the argument list is empty"));
     }
-    let argv = cmd
+    let argv = req
         .argv
         .iter()
         .enumerate()
@@ -93,16 +70,25 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = build_env(cmd)?;
-    let program = cmd
+    let envp = match &req.environ {
+        Some(entries) => EnvBlock::from_entries(entries).map_err(|i| {
+            SpawnError::invalid(format!(
+                "environment entry {i} contains a NUL byte: {:?}",
+                entries[i]
+            ))
+        })?,
+        None => env::build(req.env_clear, &req.env)?,
+    };
+    let env_inherited = !req.env_clear && req.env.is_empty() && req.environ.is_none();
+    let program = req
         .executable
         .clone()
-        .unwrap_or_else(|| cmd.argv[0].clone());
+        .unwrap_or_else(|| req.argv[0].clone());
     // With an executable list, the program name only labels errors.
-    if program.is_empty() && cmd.executable_list.is_none() {
+    if program.is_empty() && req.executable_list.is_none() {
         return Err(SpawnError::invalid("the program name is empty"));
     }
-    let candidates = match &cmd.executable_list {
+    let candidates = match &req.executable_list {
         Some(list) => list
             .iter()
             .map(|p| cstring("executable path", p))
@@ -117,20 +103,27 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             let path = if program.as_bytes().contains(&b'/') {
                 None
             } else {
-                search_path(cmd)
+                search_path(&envp)
             };
-            exec_candidates(&program, path.as_deref())
+            exec_candidates(&program, path)
         }
     };
-    let cwd = cmd.cwd.as_deref().map(|c| cstring("cwd", c)).transpose()?;
-    if let Some(pgid) = cmd.process_group {
+    let cwd = req.cwd.as_deref().map(|c| cstring("cwd", c)).transpose()?;
+    if let Some(pgid) = req.process_group {
         if pgid < 0 {
             return Err(SpawnError::invalid(format!(
                 "process group {pgid} is negative"
             )));
         }
+        if req.new_session {
+            return Err(SpawnError::invalid(format!(
+                "start_new_session and process_group({pgid}) cannot be combined: the new \
+                 session's leader already leads a process group of its own, and a session \
+                 leader cannot change its process group (setpgid fails with EPERM)"
+            )));
+        }
     }
-    let mut pass_fds: Vec<RawFd> = cmd.pass_fds.iter().map(|p| p.raw()).collect();
+    let mut pass_fds: Vec<RawFd> = req.pass_fds.iter().map(|p| p.raw()).collect();
     if let Some(bad) = pass_fds.iter().find(|&&fd| fd < 0) {
         return Err(SpawnError::invalid(format!(
             "pass_fds holds a negative descriptor: {bad}"
@@ -138,16 +131,23 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     }
     pass_fds.sort_unstable();
     pass_fds.dedup();
-    let groups = match &cmd.extra_groups {
+    if let Some((step, fd)) = closed_descriptor(req, &pass_fds) {
+        return Err(SpawnError::from_errno(step, libc::EBADF).with_fd(fd));
+    }
+    let groups = match &req.extra_groups {
         Some(g) => {
             if g.len() > ngroups_max() {
                 return Err(SpawnError::invalid(format!("too many groups: {}", g.len())));
             }
             Some(g.clone())
         }
+        // Root's groups must not follow a child that runs as another user (see `Command::uid`).
+        None if req.uid.is_some() && !req.keep_supplementary_groups && euid_is_root() => {
+            Some(Vec::new())
+        }
         None => None,
     };
-    let rlimits = cmd
+    let rlimits = req
         .rlimits
         .iter()
         .map(|&(r, soft, hard)| {
@@ -165,7 +165,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
             ))
         })
         .collect::<Result<_, _>>()?;
-    if let Some(sig) = cmd.parent_death_signal {
+    if let Some(sig) = req.parent_death_signal {
         if !(1..sys::signal::max_signal()).contains(&sig) {
             return Err(SpawnError::invalid(format!(
                 "{sig} is not a valid signal number"
@@ -173,23 +173,23 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         }
     }
     if matches!(
-        cmd.stdin.0,
+        req.stdin.0,
         StdioKind::SameAsStdout | StdioKind::SameAsStderr
     ) {
         return Err(SpawnError::invalid(
             "stdin cannot be the same as stdout or stderr",
         ));
     }
-    if matches!(cmd.stdout.0, StdioKind::SameAsStdout)
-        || matches!(cmd.stderr.0, StdioKind::SameAsStderr)
-        || (matches!(cmd.stdout.0, StdioKind::SameAsStderr)
-            && matches!(cmd.stderr.0, StdioKind::SameAsStdout))
+    if matches!(req.stdout.0, StdioKind::SameAsStdout)
+        || matches!(req.stderr.0, StdioKind::SameAsStderr)
+        || (matches!(req.stdout.0, StdioKind::SameAsStderr)
+            && matches!(req.stderr.0, StdioKind::SameAsStdout))
     {
         return Err(SpawnError::invalid(
             "stdout and stderr cannot each be the same as the other",
         ));
     }
-    let mask = match cmd.signal_mask {
+    let mask = match req.signal_mask {
         SignalMask::Empty => Some(SigSet::empty()),
         SignalMask::Inherit => None,
         SignalMask::Set(s) => Some(s),
@@ -197,6 +197,7 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     Ok(Prepared {
         argv: CStringArray::new(argv),
         envp,
+        env_inherited,
         candidates,
         program,
         cwd,
@@ -205,6 +206,31 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
         rlimits,
         mask,
     })
+}
+
+/// The step a child would fail at because a descriptor it must use is not open in this process
+/// (closed, or out of the descriptor table's range): [`Step::PassFds`] for a passed one,
+/// [`Step::Dup2`] for a standard stream's. Checked here so that no child is started for it on
+/// any path: the vfork and fork children would only report it after they exist, and
+/// `posix_spawn` reports it as an errno that cannot be told from a failed exec.
+pub(crate) fn closed_descriptor(req: &Request, pass_fds: &[RawFd]) -> Option<(Step, RawFd)> {
+    if let Some(&fd) = pass_fds.iter().find(|&&fd| !sys::fd::is_open(fd)) {
+        return Some((Step::PassFds, fd));
+    }
+    [&req.stdin, &req.stdout, &req.stderr]
+        .into_iter()
+        .find_map(|s| match &s.0 {
+            StdioKind::Fd(fd) if !sys::fd::is_open(fd.as_raw_fd()) => Some(fd.as_raw_fd()),
+            _ => None,
+        })
+        .map(|fd| (Step::Dup2, fd))
+}
+
+fn euid_is_root() -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
 }
 
 fn ngroups_max() -> usize {
@@ -218,99 +244,14 @@ fn ngroups_max() -> usize {
     }
 }
 
-/// The environment the child gets, or `None` when it is the parent's, unchanged.
-fn build_env(cmd: &Command) -> Result<Option<CStringArray>, SpawnError> {
-    if let Some(entries) = &cmd.environ {
-        let strings = entries
-            .iter()
-            .map(|e| cstring("environment entry", e))
-            .collect::<Result<_, _>>()?;
-        return Ok(Some(CStringArray::new(strings)));
-    }
-    if !cmd.env_clear && cmd.env.is_empty() {
-        return Ok(None);
-    }
-    for (k, v) in &cmd.env {
-        if k.is_empty() || k.as_bytes()[1..].contains(&b'=') {
-            return Err(SpawnError::invalid(format!(
-                "invalid environment variable name: {k:?}"
-            )));
-        }
-        cstring("environment variable name", k)?;
-        if let Some(v) = v {
-            cstring("environment variable value", v)?;
-        }
-    }
-    let mut vars: Vec<(OsString, OsString)> = if cmd.env_clear {
-        Vec::new()
-    } else {
-        std::env::vars_os().collect()
-    };
-    for (k, v) in &cmd.env {
-        let slot = vars.iter().position(|(vk, _)| vk == k);
-        match (slot, v) {
-            (Some(i), Some(v)) => vars[i].1 = v.clone(),
-            (None, Some(v)) => vars.push((k.clone(), v.clone())),
-            (Some(i), None) => {
-                vars.remove(i);
-            }
-            (None, None) => {}
-        }
-    }
-    let strings = vars
-        .into_iter()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).map_err(|_| SpawnError::invalid("environment contains a NUL byte"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(CStringArray::new(strings)))
-}
-
-/// The `PATH` the child's program is searched in: the child's own if the command sets one.
-fn search_path(cmd: &Command) -> Option<OsString> {
-    if let Some(entries) = &cmd.environ {
-        return entries
-            .iter()
-            .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
-            .map(|v| OsStr::from_bytes(v).to_owned());
-    }
-    match cmd.env.iter().find(|(k, _)| k == "PATH") {
-        Some((_, v)) => v.clone(),
-        None if cmd.env_clear => None,
-        None => std::env::var_os("PATH"),
-    }
-}
-
-/// The paths to try for `program`, as CPython builds `executable_list`: the program itself if
-/// it has a `/`, else each `PATH` directory joined with it (`/bin:/usr/bin` without a `PATH`).
-/// `program` holds no NUL byte; a `PATH` entry that does cannot name a file and is skipped.
-pub(crate) fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<CString> {
-    let program = program.as_bytes();
-    // One allocation per path, sized for the terminating NUL, so `CString::new` neither grows
-    // nor shrinks it.
-    let joined = |dir: &[u8]| {
-        let slash = !dir.is_empty() && !dir.ends_with(b"/");
-        let mut p = Vec::with_capacity(dir.len() + usize::from(slash) + program.len() + 1);
-        p.extend_from_slice(dir);
-        if slash {
-            p.push(b'/');
-        }
-        p.extend_from_slice(program);
-        CString::new(p).ok()
-    };
-    if program.contains(&b'/') {
-        return joined(b"").into_iter().collect();
-    }
-    let path = path.map(OsStr::as_bytes).unwrap_or(b"/bin:/usr/bin");
-    path.split(|&b| b == b':').filter_map(joined).collect()
+/// The `PATH` the child's program is searched in: the one in the child's environment.
+fn search_path(envp: &EnvBlock) -> Option<&OsStr> {
+    envp.get(b"PATH")
 }
 
 /// Makes the pipes and opens the null device, and decides which parent descriptor becomes each
 /// of the child's standard streams.
-pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
+pub(crate) fn plan_fds(req: &Request) -> Result<FdPlan, SpawnError> {
     let mut plan = FdPlan {
         sources: [None; 3],
         keep_alive: Vec::new(),
@@ -331,7 +272,7 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
         Ok(raw)
     };
     let set_size = |fd: BorrowedFd<'_>| -> Result<(), SpawnError> {
-        match cmd.pipe_size {
+        match req.pipe_size {
             Some(size) => {
                 sys::fd::set_pipe_size(fd, size).map_err(|e| SpawnError::new(Step::PipeSize, e))
             }
@@ -339,8 +280,27 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
         }
     };
 
+    // "Same as" a stream that is inherited means the parent's descriptor as the spawn finds
+    // it: copy it before this spawn's own descriptors can take its number (the parent may
+    // have it closed, and a pipe made below would then be the child's stream).
+    let inherited_twin = match (&req.stdout.0, &req.stderr.0) {
+        (StdioKind::Inherit, StdioKind::SameAsStdout) => Some(1),
+        (StdioKind::SameAsStderr, StdioKind::Inherit) => Some(2),
+        _ => None,
+    };
+    let inherited_twin = match inherited_twin {
+        Some(fd) => {
+            let copy =
+                sys::fd::dup_raw_cloexec_min(fd, 3).map_err(|e| SpawnError::new(Step::Dup2, e))?;
+            let raw = copy.as_raw_fd();
+            plan.keep_alive.push(copy);
+            Some(raw)
+        }
+        None => None,
+    };
+
     // stdin
-    plan.sources[0] = match &cmd.stdin.0 {
+    plan.sources[0] = match &req.stdin.0 {
         StdioKind::Inherit => None,
         StdioKind::Null => Some(open_null(&mut plan)?),
         StdioKind::Fd(fd) => Some(fd.as_raw_fd()),
@@ -355,7 +315,7 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
         StdioKind::SameAsStdout | StdioKind::SameAsStderr => unreachable!("refused in prepare"),
     };
     // stdout and stderr; a "same as" side is resolved after the other.
-    let mut out_err = [&cmd.stdout.0, &cmd.stderr.0];
+    let mut out_err = [&req.stdout.0, &req.stderr.0];
     for (i, kind) in out_err.iter_mut().enumerate() {
         let target = i + 1;
         plan.sources[target] = match kind {
@@ -376,11 +336,11 @@ pub(crate) fn plan_fds(cmd: &Command) -> Result<FdPlan, SpawnError> {
             }
         };
     }
-    if matches!(cmd.stderr.0, StdioKind::SameAsStdout) {
-        plan.sources[2] = Some(plan.sources[1].unwrap_or(1));
+    if matches!(req.stderr.0, StdioKind::SameAsStdout) {
+        plan.sources[2] = plan.sources[1].or(inherited_twin);
     }
-    if matches!(cmd.stdout.0, StdioKind::SameAsStderr) {
-        plan.sources[1] = Some(plan.sources[2].unwrap_or(2));
+    if matches!(req.stdout.0, StdioKind::SameAsStderr) {
+        plan.sources[1] = plan.sources[2].or(inherited_twin);
     }
 
     // A source that sits on another standard stream's number would be clobbered by that

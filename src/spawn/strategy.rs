@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::command::Command;
+use super::request::Request;
 use crate::posix_spawn::Extension;
 
 /// How a child is started, in the order the automatic choice tries them.
@@ -63,7 +63,8 @@ impl PathChoice {
         self.path
     }
 
-    /// Whether the path was forced ([`Command::spawn_path`] or [`set_default_spawn_path`]).
+    /// Whether the path was forced ([`Command::spawn_path`](crate::Command::spawn_path) or
+    /// [`testing::set_default_spawn_path`](crate::testing::set_default_spawn_path)).
     pub fn is_forced(&self) -> bool {
         self.forced
     }
@@ -101,7 +102,7 @@ static DEFAULT_PATH: AtomicU8 = AtomicU8::new(0);
 /// Prefers one spawn path for every command of this process that does not force its own, when
 /// that path can honour the command's options (else the automatic choice applies). `None`
 /// restores the automatic choice. Meant for tests and benchmarks.
-pub fn set_default_spawn_path(path: Option<SpawnPath>) {
+pub(crate) fn set_default_spawn_path(path: Option<SpawnPath>) {
     let v = match path {
         None => 0,
         Some(SpawnPath::PosixSpawn) => 1,
@@ -111,8 +112,8 @@ pub fn set_default_spawn_path(path: Option<SpawnPath>) {
     DEFAULT_PATH.store(v, Ordering::Relaxed);
 }
 
-/// The process-wide preference set by [`set_default_spawn_path`].
-pub fn default_spawn_path() -> Option<SpawnPath> {
+/// The process-wide preference set by `set_default_spawn_path`.
+pub(crate) fn default_spawn_path() -> Option<SpawnPath> {
     default_path()
 }
 
@@ -140,26 +141,26 @@ pub(crate) fn mark_vm_not_shared() {
 }
 
 /// Why `posix_spawn` cannot express this command, if it cannot.
-fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
-    if !cmd.hooks.is_empty() {
+fn posix_spawn_refusal(req: &Request) -> Option<&'static str> {
+    if !req.hooks.is_empty() {
         return Some("a pre-exec hook is set");
     }
-    if cmd.uid.is_some() || cmd.gid.is_some() || cmd.extra_groups.is_some() {
+    if req.uid.is_some() || req.gid.is_some() || req.extra_groups.is_some() {
         return Some("a user or group is set");
     }
-    if cmd.umask.is_some() {
+    if req.umask.is_some() {
         return Some("a umask is set");
     }
-    if !cmd.rlimits.is_empty() {
+    if !req.rlimits.is_empty() {
         return Some("resource limits are set");
     }
-    if cmd.parent_death_signal.is_some() {
+    if req.parent_death_signal.is_some() {
         return Some("a parent-death signal is set");
     }
-    if !cmd.close_in_child.is_empty() {
+    if !req.close_in_child.is_empty() {
         return Some("descriptors are to be closed in the child");
     }
-    if cmd.close_fds && !cmd.pass_fds.is_empty() {
+    if req.close_fds && !req.pass_fds.is_empty() {
         return Some("descriptors are passed while close_fds is on");
     }
     if !Extension::ReportsExecErrors.is_available() {
@@ -168,21 +169,21 @@ fn posix_spawn_refusal(cmd: &Command) -> Option<&'static str> {
     if VM_NOT_SHARED.load(Ordering::Relaxed) {
         return Some(NOT_SHARED);
     }
-    if cmd.close_fds && !Extension::AddClosefrom.is_available() {
+    if req.close_fds && !Extension::AddClosefrom.is_available() {
         return Some("the C library has no posix_spawn_file_actions_addclosefrom_np");
     }
-    if cmd.cwd.is_some() && !Extension::AddChdir.is_available() {
+    if req.cwd.is_some() && !Extension::AddChdir.is_available() {
         return Some("the C library has no posix_spawn_file_actions_addchdir_np");
     }
-    if cmd.new_session && !Extension::SetSid.is_available() {
+    if req.new_session && !Extension::SetSid.is_available() {
         return Some("the C library has no POSIX_SPAWN_SETSID");
     }
     None
 }
 
 /// Why the vfork-style child cannot run this command, if it cannot.
-fn vfork_refusal(cmd: &Command) -> Option<&'static str> {
-    if !cmd.hooks.is_empty() {
+fn vfork_refusal(req: &Request) -> Option<&'static str> {
+    if !req.hooks.is_empty() {
         return Some("a pre-exec hook is set");
     }
     if !cfg!(target_os = "linux") {
@@ -194,24 +195,29 @@ fn vfork_refusal(cmd: &Command) -> Option<&'static str> {
     None
 }
 
-fn refusal(path: SpawnPath, cmd: &Command) -> Option<&'static str> {
+/// Whether the vfork-style child can run this command.
+pub(crate) fn vfork_possible(req: &Request) -> bool {
+    vfork_refusal(req).is_none()
+}
+
+fn refusal(path: SpawnPath, req: &Request) -> Option<&'static str> {
     match path {
-        SpawnPath::PosixSpawn => posix_spawn_refusal(cmd),
-        SpawnPath::CloneVfork => vfork_refusal(cmd),
+        SpawnPath::PosixSpawn => posix_spawn_refusal(req),
+        SpawnPath::CloneVfork => vfork_refusal(req),
         SpawnPath::Fork => None,
     }
 }
 
-pub(crate) fn choose(cmd: &Command) -> PathChoice {
-    if let Some(path) = cmd.spawn_path {
+pub(crate) fn choose(req: &Request) -> PathChoice {
+    if let Some(path) = req.spawn_path {
         return PathChoice {
             path,
             forced: true,
             refusals: Vec::new(),
-            impossible: refusal(path, cmd),
+            impossible: refusal(path, req),
         };
     }
-    if let Some(path) = default_path().filter(|&p| refusal(p, cmd).is_none()) {
+    if let Some(path) = default_path().filter(|&p| refusal(p, req).is_none()) {
         return PathChoice {
             path,
             forced: true,
@@ -221,7 +227,7 @@ pub(crate) fn choose(cmd: &Command) -> PathChoice {
     }
     let mut refusals = Vec::new();
     for path in SpawnPath::ALL {
-        match refusal(path, cmd) {
+        match refusal(path, req) {
             None => {
                 return PathChoice {
                     path,

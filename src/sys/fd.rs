@@ -24,6 +24,23 @@ pub(crate) fn dup_cloexec_min(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<Owne
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// `fcntl(F_DUPFD_CLOEXEC, min)` on a descriptor number that may be closed (`EBADF` then),
+/// such as one of the parent's standard streams.
+pub(crate) fn dup_raw_cloexec_min(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor number touches no memory; a closed one fails with EBADF.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Whether `fd` is an open descriptor of this process (`fcntl(F_GETFD)` does not fail with
+/// `EBADF`).
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor table; any number may be asked about.
+    let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    ret != -1 || io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a live descriptor touch no memory of ours.

@@ -70,3 +70,55 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
         }
     }
 }
+
+/// `waitid(P_PIDFD, pidfd, WEXITED | options)`, retrying `EINTR`: the raw wait status of the
+/// child once it has exited (reaped unless `options` has `WNOWAIT`), `None` if `options` has
+/// `WNOHANG` and it still runs. `ECHILD`: the process is not (or no longer) a child of ours —
+/// reaped elsewhere.
+#[cfg(target_os = "linux")]
+pub(crate) fn waitid_pidfd(
+    pidfd: BorrowedFd<'_>,
+    options: libc::c_int,
+) -> io::Result<Option<libc::c_int>> {
+    // SAFETY: all-zero is a valid siginfo_t; the kernel fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid siginfo_t for the kernel to fill.
+    cvt_r(|| unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | options,
+        )
+    })?;
+    // SAFETY: waitid filled `info` for a child event (or left it zeroed under WNOHANG).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // Back to the encoding waitpid uses, which `ExitStatus` reads.
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f,
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn waitid_pidfd(
+    _pidfd: BorrowedFd<'_>,
+    _options: libc::c_int,
+) -> io::Result<Option<libc::c_int>> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Whether the kernel reaps this process's children itself as they exit: SIGCHLD set to
+/// `SIG_IGN` or with `SA_NOCLDWAIT`. A child's pid may then be recycled as soon as it exits,
+/// so only a pidfd made with the child (`CLONE_PIDFD`) surely refers to it. One system call.
+pub(crate) fn children_reaped_by_kernel() -> bool {
+    // SAFETY: all-zero is a valid sigaction; sigaction only fills `old`.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    let ret = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) };
+    ret == 0 && (old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0)
+}

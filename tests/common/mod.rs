@@ -143,23 +143,71 @@ pub fn in_scenario(name: &str) -> bool {
 /// Runs the test `name` of this test binary again, alone, in a fresh single-threaded process
 /// where [`in_scenario`] is true, so that it may change process-wide state (close fds 0–2,
 /// change its uid, count every descriptor and zombie). `configure` may adjust the command.
+///
+/// The copy's output is kept out of this harness's (see [`run_captured`]) and shown only if it
+/// fails.
 pub fn run_scenario(name: &str, configure: impl FnOnce(&mut Command)) -> ExitStatus {
     let mut cmd = scenario_command(name);
-    configure(&mut cmd);
-    cmd.spawn()
-        .expect("start scenario")
-        .wait()
-        .expect("wait scenario")
+    run_captured(name, &mut cmd, configure)
 }
 
 /// The command that [`run_scenario`] starts, for a test that wants to spawn it itself (to
-/// capture its output, say).
+/// capture its output, say). The copy runs quietly (`-q`); its own prints are not captured
+/// (`--nocapture`), so that what it says before an early `exit` is not lost.
 pub fn scenario_command(name: &str) -> Command {
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env("POPEN_TEST_SCENARIO", name);
     cmd
+}
+
+/// Runs `cmd` (the copy of this test binary for the scenario `name`, possibly under a wrapper
+/// such as valgrind) after `configure`, and waits for it. Its stdout and stderr go to one
+/// unlinked temporary file instead of this harness's streams, where its lines would mix with
+/// the harness's own; if it fails, they are printed (to this test's captured output) prefixed
+/// with `[scenario NAME]`. A file rather than a pipe: a grandchild the scenario leaves running
+/// cannot hold up the wait.
+pub fn run_captured(
+    name: &str,
+    cmd: &mut Command,
+    configure: impl FnOnce(&mut Command),
+) -> ExitStatus {
+    use std::io::{Seek, SeekFrom};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "popen-scenario-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut log = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .expect("scenario log file");
+    std::fs::remove_file(&path).expect("unlink scenario log file");
+    // Two descriptors of one open file: one offset, so the copy's lines stay in order.
+    cmd.stdout(log.try_clone().expect("dup scenario log"))
+        .stderr(log.try_clone().expect("dup scenario log"));
+    configure(cmd);
+    let status = cmd
+        .spawn()
+        .expect("start scenario")
+        .wait()
+        .expect("wait scenario");
+    if !status.success() {
+        let mut out = Vec::new();
+        log.seek(SeekFrom::Start(0))
+            .and_then(|_| log.read_to_end(&mut out))
+            .expect("read scenario log");
+        for line in String::from_utf8_lossy(&out).lines() {
+            eprintln!("[scenario {name}] {line}");
+        }
+        eprintln!("[scenario {name}] {status}");
+    }
+    status
 }
 
 /// Ends a scenario process successfully without returning to the test harness (whose own
@@ -189,4 +237,10 @@ pub fn write_executable(path: &std::path::Path, content: &[u8], mode: u32) {
     assert!(cat.wait().expect("wait cat").success());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Children of this process, running or zombie (a child of any of its threads counts).
+pub fn children() -> Vec<ProcStat> {
+    let me = std::process::id() as i32;
+    processes().into_iter().filter(|p| p.ppid == me).collect()
 }
