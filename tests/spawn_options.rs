@@ -578,6 +578,29 @@ fn pre_exec_hook_runs_in_the_child_before_exec() {
 }
 
 #[test]
+fn an_inherited_environment_keeps_what_a_hook_set_in_it() {
+    // CPython's preexec_fn may call os.putenv: the child's program sees it, as it does when
+    // CPython execs with the child's own environ. A set environment is exec'd as it was given.
+    let make = |set_env: bool| {
+        let mut cmd = Command::shell("echo \"${FROM_HOOK-unset}\"");
+        if set_env {
+            cmd.env("OTHER", "1");
+        }
+        // SAFETY: putenv with a static string; the test accepts that it may grow the
+        // environment array (malloc) in the forked child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::putenv(c"FROM_HOOK=yes".as_ptr().cast_mut());
+                Ok(())
+            });
+        }
+        cmd
+    };
+    assert_eq!(output(&mut make(false)).0, "yes\n");
+    assert_eq!(output(&mut make(true)).0, "unset\n");
+}
+
+#[test]
 fn resource_limits_without_a_hook() {
     let mut cmd = Command::shell("ulimit -n; ulimit -c");
     cmd.rlimit(Resource::NoFile, 64, 128)

@@ -33,6 +33,9 @@ pub(crate) struct ChildPlan<'a> {
     /// The whole environment, built by the parent (never the parent's `environ`, which another
     /// thread may be changing).
     pub(crate) envp: *const *const c_char,
+    /// `envp` is the parent's environment unchanged: after user hooks, the forked child's own
+    /// `environ` is exec'd instead, with whatever the hooks changed in it.
+    pub(crate) env_inherited: bool,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
     /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
@@ -238,11 +241,18 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             close_fds_except(plan);
         }
         // 12. Exec, trying each candidate. Report the first error that is not "not there",
-        //     else the last one.
+        //     else the last one. An inherited environment is the child's own after hooks,
+        //     which may have changed it (CPython's preexec_fn with os.putenv): a forked child
+        //     has no other thread that could be changing it meanwhile.
+        let envp = if plan.env_inherited && !hooks.is_empty() {
+            libc::environ as *const *const c_char
+        } else {
+            plan.envp
+        };
         let mut saved = 0;
         let mut last = libc::ENOENT;
         for path in plan.candidates {
-            libc::execve(path.as_ptr(), plan.argv, plan.envp);
+            libc::execve(path.as_ptr(), plan.argv, envp);
             last = errno();
             if saved == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
                 saved = last;
