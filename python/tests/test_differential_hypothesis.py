@@ -7,7 +7,7 @@ CPython's function and popen's in a fresh interpreter, must end in the same outc
 The seed is fixed. POPEN_HYPOTHESIS_EXAMPLES sets how many argument sets each function gets
 (default 120: about a minute for the three on two cores); for a longer run:
 
-    POPEN_HYPOTHESIS_EXAMPLES=2000 python3 -m pytest python/tests/test_differential_hypothesis.py
+    POPEN_HYPOTHESIS_EXAMPLES=2000 target/py-venv/bin/python -m pytest python/tests/test_differential_hypothesis.py
 
 and POPEN_HYPOTHESIS_SEED=<int> explores other argument sets.
 """
