@@ -14,10 +14,15 @@ fi
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== rustdoc"
-RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --all-features
+echo "== layers"
+# No import cycle among src/'s modules, and no import up ARCHITECTURE.md's layer table.
+python3 scripts/check_layers.py
 echo "== cargo test"
-cargo test --workspace
+cargo test --workspace --all-features
+for example in pipeline wait_any; do cargo run --quiet --example "$example"; done
+for example in async_capture async_many; do cargo run --quiet --features tokio --example "$example"; done
 bash scripts/bench-smoke.sh
 bash scripts/test-python.sh

@@ -93,9 +93,9 @@ impl CaptureLimit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaptureOptions {
     limits: [Option<CaptureLimit>; 2],
-    tee: [bool; 2],
-    pipe_size: Option<usize>,
-    kill_on_timeout: Option<Duration>,
+    pub(crate) tee: [bool; 2],
+    pub(crate) pipe_size: Option<usize>,
+    pub(crate) kill_on_timeout: Option<Duration>,
 }
 
 impl Default for CaptureOptions {

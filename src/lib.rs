@@ -20,6 +20,11 @@
 //! [`getoutput`], [`getstatusoutput`], whose timeouts always return, even when a grandchild
 //! holds the pipes. Below it, [`posix_spawn`] is a safe `posix_spawn` layer of its own.
 //!
+//! On top of those: [`Pipeline`]s (`a | b | c`, [`Command::pipe`]) with every stage's status
+//! ([`PipelineStatus`]: `last`, `pipefail`, `all_success`), one deadline and one poll loop for
+//! the whole pipeline; and [`wait_any`], [`wait_all`] and [`WaitSet`] to wait on many children
+//! (and the caller's own descriptors) at once, over pidfds.
+//!
 //! ```
 //! use popen::{Command, Stdio};
 //! use std::io::Read;
@@ -46,6 +51,7 @@ mod error;
 mod exec;
 mod lines;
 mod outcome;
+mod pipeline;
 mod popen;
 pub mod posix_spawn;
 mod reaper;
@@ -57,6 +63,9 @@ mod stdio;
 mod sys;
 pub mod testing;
 mod text;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+mod wait_set;
 
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::Command;
@@ -65,6 +74,10 @@ pub use error::{SpawnError, Step};
 pub use lines::Lines;
 pub use outcome::{
     CalledProcessError, CommunicateError, LimitExceeded, Output, RunError, TimeoutExpired,
+};
+pub use pipeline::{
+    Pipeline, PipelineChild, PipelineError, PipelineErrorKind, PipelineOutput, PipelineStatus,
+    StageCommand, StageReport,
 };
 pub use popen::Popen;
 pub use rlimit::Resource;
@@ -76,6 +89,9 @@ pub use status::ExitStatus;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use sys::signal::SigSet;
 pub use text::{translate_newlines, DecodeError, Stream, Text};
+pub use wait_set::{wait_all, wait_any, Waitable};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use wait_set::{Interest, Ready, Token, WaitSet};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::command::Command;
 use crate::communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
+use crate::error::SpawnError;
 use crate::outcome::{CalledProcessError, CommunicateError, RunError};
+use crate::popen::Popen;
 use crate::status::ExitStatus;
 use crate::stdio::Stdio;
 use crate::text::{DecodeError, Stream, Text};
@@ -36,12 +38,12 @@ use crate::text::{DecodeError, Stream, Text};
 /// ```
 #[derive(Clone, Debug)]
 pub struct RunOptions<'a> {
-    capture: [bool; 2],
-    input: Option<Cow<'a, [u8]>>,
-    timeout: Option<Duration>,
-    check: bool,
-    grace: Duration,
-    capture_opts: CaptureOptions,
+    pub(crate) capture: [bool; 2],
+    pub(crate) input: Option<Cow<'a, [u8]>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) check: bool,
+    pub(crate) grace: Duration,
+    pub(crate) capture_opts: CaptureOptions,
 }
 
 impl Default for RunOptions<'_> {
@@ -239,6 +241,29 @@ impl CompletedProcess {
     }
 }
 
+/// Spawns `cmd` with the redirections `opts` asks for (stdin piped for input, stdout and
+/// stderr piped for capture), and gives the command its own redirections back for later
+/// spawns.
+pub(crate) fn spawn_for(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Popen, SpawnError> {
+    let stdin = opts
+        .input
+        .is_some()
+        .then(|| mem::replace(&mut cmd.req.stdin, Stdio::piped()));
+    let stdout = opts.capture[0].then(|| mem::replace(&mut cmd.req.stdout, Stdio::piped()));
+    let stderr = opts.capture[1].then(|| mem::replace(&mut cmd.req.stderr, Stdio::piped()));
+    let spawned = cmd.spawn();
+    if let Some(s) = stdin {
+        cmd.req.stdin = s;
+    }
+    if let Some(s) = stdout {
+        cmd.req.stdout = s;
+    }
+    if let Some(s) = stderr {
+        cmd.req.stderr = s;
+    }
+    spawned
+}
+
 /// Runs `cmd` to its end with `opts` and returns what it did (CPython's `subprocess.run`).
 ///
 /// `cmd` is a [`Command`] or a `&mut Command` (as the builder methods return), here and in the
@@ -287,26 +312,7 @@ pub fn run(
     opts: &RunOptions<'_>,
 ) -> Result<CompletedProcess, RunError> {
     let cmd = cmd.borrow_mut();
-    let mut child = {
-        let stdin = opts
-            .input
-            .is_some()
-            .then(|| mem::replace(&mut cmd.req.stdin, Stdio::piped()));
-        let stdout = opts.capture[0].then(|| mem::replace(&mut cmd.req.stdout, Stdio::piped()));
-        let stderr = opts.capture[1].then(|| mem::replace(&mut cmd.req.stderr, Stdio::piped()));
-        let spawned = cmd.spawn();
-        // The command keeps its own redirections for later spawns.
-        if let Some(s) = stdin {
-            cmd.req.stdin = s;
-        }
-        if let Some(s) = stdout {
-            cmd.req.stdout = s;
-        }
-        if let Some(s) = stderr {
-            cmd.req.stderr = s;
-        }
-        spawned?
-    };
+    let mut child = spawn_for(cmd, opts)?;
     let capture = opts.capture_opts.clone().kill_on_timeout(Some(opts.grace));
     let result = child
         .capture_options(capture)

@@ -578,29 +578,6 @@ fn pre_exec_hook_runs_in_the_child_before_exec() {
 }
 
 #[test]
-fn an_inherited_environment_keeps_what_a_hook_set_in_it() {
-    // CPython's preexec_fn may call os.putenv: the child's program sees it, as it does when
-    // CPython execs with the child's own environ. A set environment is exec'd as it was given.
-    let make = |set_env: bool| {
-        let mut cmd = Command::shell("echo \"${FROM_HOOK-unset}\"");
-        if set_env {
-            cmd.env("OTHER", "1");
-        }
-        // SAFETY: putenv with a static string; the test accepts that it may grow the
-        // environment array (malloc) in the forked child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::putenv(c"FROM_HOOK=yes".as_ptr().cast_mut());
-                Ok(())
-            });
-        }
-        cmd
-    };
-    assert_eq!(output(&mut make(false)).0, "yes\n");
-    assert_eq!(output(&mut make(true)).0, "unset\n");
-}
-
-#[test]
 fn resource_limits_without_a_hook() {
     let mut cmd = Command::shell("ulimit -n; ulimit -c");
     cmd.rlimit(Resource::NoFile, 64, 128)
@@ -732,4 +709,29 @@ fn vfork_path_spawns_from_a_thread_with_a_small_stack() {
         })
         .unwrap();
     worker.join().unwrap();
+}
+
+/// A pre-exec hook may change the environment the program gets, as CPython's `preexec_fn` can,
+/// when the command leaves the environment inherited: the child starts the hooks on the
+/// parent's snapshot and execs with the environment as they leave it. A command that sets its
+/// own environment keeps it (CPython passes `env` to `execve` as given).
+#[test]
+fn a_pre_exec_hook_may_change_an_inherited_environment() {
+    let hook = || {
+        // SAFETY: the string is static and NUL-terminated; the forked child is single-threaded.
+        if unsafe { libc::putenv(c"POPEN_FROM_HOOK=set in the hook".as_ptr().cast_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    let mut inherited = Command::shell("printf %s \"${POPEN_FROM_HOOK-unset}\"");
+    // SAFETY: the hook only calls putenv, which the forked child of this test may.
+    unsafe { inherited.pre_exec(hook) };
+    assert_eq!(output(&mut inherited).0, "set in the hook");
+
+    let mut own = Command::shell("printf %s \"${POPEN_FROM_HOOK-unset}\"");
+    own.env("POPEN_OTHER", "1");
+    // SAFETY: as above.
+    unsafe { own.pre_exec(hook) };
+    assert_eq!(output(&mut own).0, "unset");
 }

@@ -15,6 +15,7 @@ mod machine;
 mod plot;
 mod raw;
 mod report;
+mod tokio_side;
 mod variants;
 mod worker;
 
@@ -434,10 +435,14 @@ impl Run {
         let levels = self.cfg.rss_levels.clone();
         for (i, &rss) in levels.iter().enumerate() {
             let spawn = SPAWN_SCENARIOS.iter().any(|s| self.cfg.wants(s.0));
+            let asyncs = tokio_side::ASYNC_SCENARIOS
+                .iter()
+                .any(|s| self.cfg.wants(s.0));
             let others = i == 0
-                && ["capture", "duplex", "wait", "many"]
+                && (["capture", "duplex", "wait", "many"]
                     .iter()
-                    .any(|s| self.cfg.wants(s));
+                    .any(|s| self.cfg.wants(s))
+                    || asyncs);
             if !spawn && !others {
                 continue;
             }
@@ -464,6 +469,9 @@ impl Run {
                         .map_err(|e| format!("capture file: {e}"))?;
                     self.io_scenarios(&mut w, &file);
                     let _ = std::fs::remove_file(&file);
+                }
+                if asyncs {
+                    self.async_scenarios(&mut w);
                 }
             }
             w.quit();
@@ -509,6 +517,13 @@ fn missing(samples: &Samples, cfg: &Config) -> Vec<String> {
         expected.push((key, 0));
     }
     let mut out = Vec::new();
+    for (key, variants) in tokio_side::ASYNC_SCENARIOS {
+        for v in variants.iter().filter(|_| cfg.wants(key)) {
+            if samples.values(key, 0, v, report::primary(key)).is_empty() {
+                out.push(format!("{key} @ 0 MiB, {v}: no sample"));
+            }
+        }
+    }
     for (key, rss) in expected {
         if !cfg.wants(key) {
             continue;
@@ -577,7 +592,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: popen-bench [--quick] [--only SCENARIO,...] [--rss MIB,...] [--batches N] [--out DIR]\n\
          \x20      popen-bench --report RESULTS.json [--out DIR]   (tables and plot again)\n\
-         scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many"
+         scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many, async (async_many,\n\
+         \x20          async_spawn1, async_spawn2, async_capture, async_duplex, async_wait)"
     );
     std::process::exit(2)
 }

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 use crate::{PEERS, VARIANTS};
 
+mod tokio_side;
+
 /// One measurement: a batch of one variant in one scenario at one parent size.
 pub struct Sample {
     pub scenario: String,
@@ -55,10 +57,10 @@ fn stats_of(mut v: Vec<f64>) -> Option<Stats> {
 /// The metric a scenario's tables and ratios are about.
 pub fn primary(scenario: &str) -> &'static str {
     match scenario {
-        "capture" | "duplex" => "mbps",
-        "wait_latency" => "latency_us",
+        "capture" | "duplex" | "async_capture" | "async_duplex" => "mbps",
+        "wait_latency" | "async_wait" => "latency_us",
         "wait_cpu" => "cpu_ms",
-        "many" => "secs",
+        "many" | "async_many" => "secs",
         _ => "rate",
     }
 }
@@ -465,6 +467,7 @@ impl Report<'_> {
         );
         self.wait_table(&mut out);
         self.many_table(&mut out);
+        tokio_side::tables(self.samples, &mut out);
         let targets = self.targets();
         let _ = writeln!(
             out,
@@ -631,6 +634,7 @@ impl Report<'_> {
             goal: "≤ 1.05×".into(),
             holds: ours.zip(best).map(|(a, b)| a / b.1 <= 1.05),
         });
+        t.extend(tokio_side::targets(s));
         t
     }
 

@@ -78,6 +78,9 @@ fn num_field(req: &Value, key: &str) -> io::Result<f64> {
 }
 
 fn handle(state: &mut State, req: &Value) -> io::Result<Value> {
+    if let Some(reply) = crate::tokio_side::handle(req) {
+        return reply;
+    }
     let op = str_field(req, "op")?;
     let name = str_field(req, "variant")?;
     let v = Variant::parse(name)

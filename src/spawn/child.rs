@@ -27,15 +27,23 @@ use crate::error::Step;
 use crate::spawn::report::{self, Report};
 use crate::sys::signal::{self, SigSet};
 
+extern "C" {
+    /// The C library's environment, which `setenv`/`putenv` in a user hook change. Written
+    /// only in a forked child's private copy.
+    static mut environ: *mut *mut c_char;
+}
+
 /// Plain data the child reads. Built by the parent; borrowed by the child.
 pub(crate) struct ChildPlan<'a> {
     pub(crate) argv: *const *const c_char,
     /// The whole environment, built by the parent (never the parent's `environ`, which another
     /// thread may be changing).
     pub(crate) envp: *const *const c_char,
-    /// `envp` is the parent's environment unchanged: after user hooks, the forked child's own
-    /// `environ` is exec'd instead, with whatever the hooks changed in it.
-    pub(crate) env_inherited: bool,
+    /// The environment is inherited and a forked child runs user hooks, which may change it
+    /// (CPython's `preexec_fn` can): `environ` is pointed at `envp` before the hooks, and the
+    /// exec takes `environ` as they leave it. Never set for a child that shares the parent's
+    /// memory (hooks run only in a forked one).
+    pub(crate) env_after_hooks: bool,
     pub(crate) candidates: &'a [CString],
     pub(crate) cwd: Option<&'a CString>,
     /// Source for each of fds 0–2 (-1: leave). Each is ≥ 3 or equal to its target.
@@ -232,7 +240,14 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
                 libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), sig);
             }
         }
-        // 10. User hooks (forked child only).
+        // 10. User hooks (forked child only), on the parent's consistent snapshot of the
+        //     environment, which they may change.
+        if plan.env_after_hooks && !hooks.is_empty() {
+            // A pointer store into this forked child's own copy of `environ`; the array it
+            // points to stays alive (the parent keeps `envp`, and this copy of it, until
+            // exec).
+            environ = plan.envp.cast_mut().cast();
+        }
         for hook in hooks.iter_mut() {
             run_hook(plan, hook);
         }
@@ -241,11 +256,9 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
             close_fds_except(plan);
         }
         // 12. Exec, trying each candidate. Report the first error that is not "not there",
-        //     else the last one. An inherited environment is the child's own after hooks,
-        //     which may have changed it (CPython's preexec_fn with os.putenv): a forked child
-        //     has no other thread that could be changing it meanwhile.
-        let envp = if plan.env_inherited && !hooks.is_empty() {
-            libc::environ as *const *const c_char
+        //     else the last one.
+        let envp = if plan.env_after_hooks && !hooks.is_empty() {
+            environ.cast_const().cast()
         } else {
             plan.envp
         };

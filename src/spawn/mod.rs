@@ -201,7 +201,7 @@ fn child_plan<'a>(
     ChildPlan {
         argv: prep.argv.as_ptr(),
         envp: prep.envp.as_ptr(),
-        env_inherited: prep.env_inherited,
+        env_after_hooks: prep.env_inherited && !req.hooks.is_empty(),
         candidates: &prep.candidates,
         cwd: prep.cwd.as_ref(),
         fds: fds.sources.map(|s| s.unwrap_or(-1)),

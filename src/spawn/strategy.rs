@@ -10,10 +10,10 @@ use crate::posix_spawn::Extension;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpawnPath {
     /// Our own vfork-style child: `clone(CLONE_VM | CLONE_VFORK)` on Linux, for every option
-    /// set without a pre-exec hook. The automatic choice there: a spawn and wait make five
-    /// system calls (std's posix_spawn-based spawn makes six, this crate's `posix_spawn` path
-    /// seven), with no stack `mmap`/`munmap` per child, and the child reports the step that
-    /// failed itself rather than leaving it to be inferred.
+    /// set without a pre-exec hook. The automatic choice there: it makes fewer system calls
+    /// per spawn than `posix_spawn` (no stack `mmap`/`munmap` per child, the pidfd made with
+    /// the child), and the child reports the step that failed itself rather than leaving it to
+    /// be inferred. `bench/README.md` has the measured figures.
     CloneVfork,
     /// The C library's `posix_spawn` (vfork-based in glibc ≥ 2.24, musl): where the vfork-style
     /// child is not available, or when forced.

@@ -8,7 +8,10 @@
 //! child between fork and exec: the child has its own module, `spawn::child`.
 #![allow(unsafe_code)]
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod epoll;
 pub(crate) mod fd;
+pub(crate) mod pgrp;
 pub(crate) mod pidfd;
 pub(crate) mod poll;
 pub(crate) mod signal;

@@ -17,7 +17,7 @@ use super::{cvt, cvt_r};
 
 /// Milliseconds from now until `deadline`, rounded up so that a wake-up never comes before the
 /// deadline (which would spin); `-1` for no deadline.
-fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
+pub(crate) fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
     match deadline {
         None => -1,
         Some(d) => {
