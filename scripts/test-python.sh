@@ -12,6 +12,7 @@ VENV="${CARGO_TARGET_DIR:-target}/py-venv"
 PACKAGES=(
     "maturin>=1.9.4,<2"
     pytest
+    hypothesis
 )
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 

@@ -168,6 +168,27 @@ impl Command {
         self
     }
 
+    /// Sets the child's whole environment to `entries`, each passed to `execve` byte for byte
+    /// and in this order: duplicates, entries without `=` and empty entries included (CPython's
+    /// `fork_exec` passes its `env` list so). It replaces the parent's environment and anything
+    /// [`env`](Self::env), [`env_remove`](Self::env_remove) or [`env_clear`](Self::env_clear)
+    /// set; a program without `/` is searched in the first `PATH=` entry.
+    ///
+    /// ```
+    /// let mut cmd = popen::Command::new("/usr/bin/env");
+    /// cmd.environ(["A=1", "A=2", "NO_EQUALS_SIGN"]);
+    /// assert_eq!(popen::check_output(&mut cmd)?, b"A=1\nA=2\nNO_EQUALS_SIGN\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn environ<I, S>(&mut self, entries: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.req.environ = Some(entries.into_iter().map(|e| e.as_ref().to_owned()).collect());
+        self
+    }
+
     fn set_env(&mut self, key: &OsStr, value: Option<OsString>) {
         match self.req.env.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
@@ -259,6 +280,16 @@ impl Command {
     #[allow(unsafe_code)]
     pub unsafe fn pass_raw_fd(&mut self, fd: RawFd) -> &mut Command {
         self.req.pass_fds.push(PassFd::Raw(fd));
+        self
+    }
+
+    /// Closes the descriptor numbered `fd` in the child, before the standard streams are set up
+    /// (CPython's child closes the parent's ends of its pipes so). For a descriptor without
+    /// close-on-exec, which the child would otherwise keep. A descriptor that is not open makes
+    /// the child fail with `EBADF` at [`Step::PassFds`](crate::Step::PassFds), as CPython's
+    /// does. The `posix_spawn` path cannot express it.
+    pub fn close_in_child(&mut self, fd: RawFd) -> &mut Command {
+        self.req.close_in_child.push(fd);
         self
     }
 

@@ -33,7 +33,8 @@ pub enum Step {
     Open,
     /// Creating the process (`posix_spawn`, `clone`, `fork`).
     Spawn,
-    /// Clearing close-on-exec on a passed descriptor.
+    /// Clearing close-on-exec on a passed descriptor, or closing one named by
+    /// [`Command::close_in_child`](crate::Command::close_in_child).
     PassFds,
     /// Redirecting a standard stream (`dup2`).
     Dup2,

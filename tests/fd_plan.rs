@@ -129,3 +129,49 @@ fn pass_fds_entry_that_collides_with_a_std_stream() {
         assert_eq!(got, "one\ntwo\n", "{path}");
     }
 }
+
+#[test]
+fn close_in_child_closes_an_inheritable_descriptor_before_the_streams() {
+    let name = "close_in_child_closes_an_inheritable_descriptor_before_the_streams";
+    if !in_scenario(name) {
+        // An inheritable descriptor is process-wide state: the other tests' children would
+        // inherit it.
+        assert!(run_scenario(name, |_| {}).success());
+        return;
+    }
+    let (_r, w) = std::io::pipe().unwrap();
+    let w = OwnedFd::from(w);
+    let n = w.as_raw_fd();
+    // SAFETY: clears close-on-exec on a descriptor this scenario process owns.
+    assert_ne!(unsafe { libc::fcntl(n, libc::F_SETFD, 0) }, -1);
+    let probe = format!("test -e /dev/fd/{n} && echo open || echo closed");
+    for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
+        let mut cmd = Command::shell(&probe);
+        cmd.close_fds(false).spawn_path(path);
+        assert_eq!(output(&mut cmd).0, "open\n", "{path}: inherited without it");
+        cmd.close_in_child(n);
+        assert_eq!(output(&mut cmd).0, "closed\n", "{path}");
+        // Closed before stdout is set up: closing the child's own fd 1 loses nothing.
+        let mut cmd = Command::shell("echo still here");
+        cmd.close_in_child(1).spawn_path(path);
+        assert_eq!(output(&mut cmd).0, "still here\n", "{path}");
+    }
+    let mut cmd = Command::shell(&probe);
+    cmd.close_in_child(n).spawn_path(SpawnPath::PosixSpawn);
+    assert!(cmd.choose_path().impossible().is_some());
+    scenario_passed();
+}
+
+#[test]
+fn close_in_child_of_a_descriptor_that_is_not_open_fails_with_ebadf() {
+    // Numbers that are never open (a closed one could be reused by another test's thread).
+    for path in [SpawnPath::CloneVfork, SpawnPath::Fork] {
+        for fd in [-1, libc::c_int::MAX] {
+            let mut cmd = Command::new("true");
+            cmd.close_in_child(fd).spawn_path(path);
+            let err = cmd.spawn().unwrap_err();
+            assert_eq!(err.step(), popen::Step::PassFds, "{path}");
+            assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{path}");
+        }
+    }
+}

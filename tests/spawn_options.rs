@@ -96,6 +96,44 @@ fn env_inherit_set_remove_and_clear() {
 }
 
 #[test]
+fn environ_entries_reach_the_child_byte_for_byte() {
+    let entries: [&[u8]; 7] = [
+        b"A=1",
+        b"A=2",
+        b"NO_EQUALS",
+        b"",
+        b"B==c",
+        b"=x",
+        b"\xff=\xfe",
+    ];
+    on_each_path(
+        || {
+            let mut c = Command::from_argv(["cat", "/proc/self/environ"]);
+            // Replaces what env() set; PATH is searched in the entries.
+            c.env("DROPPED", "1")
+                .environ(entries.iter().map(|e| OsStr::from_bytes(e)))
+                .environ(
+                    entries
+                        .iter()
+                        .map(|e| OsStr::from_bytes(e))
+                        .chain([OsStr::new("PATH=/bin:/usr/bin")]),
+                );
+            c
+        },
+        |path, cmd| {
+            let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+            let mut out = Vec::new();
+            child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+            assert!(child.wait().unwrap().success(), "{path}");
+            assert_eq!(
+                out, b"A=1\0A=2\0NO_EQUALS\0\0B==c\0=x\0\xff=\xfe\0PATH=/bin:/usr/bin\0",
+                "{path}"
+            );
+        },
+    );
+}
+
+#[test]
 fn program_is_searched_in_the_childs_path() {
     let dir = tempdir();
     common::write_executable(

@@ -15,7 +15,7 @@ use std::ffi::{c_char, c_int, c_long, CStr, OsString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStringExt;
 
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -41,6 +41,9 @@ pub(crate) struct Request {
     pub(crate) c2pwrite: RawFd,
     pub(crate) errwrite: RawFd,
     pub(crate) errpipe_write: RawFd,
+    /// The parent's ends, closed in the child in this order: `p2cwrite`, `c2pread`, `errread`
+    /// (each unless `-1`), then `errpipe_read` (always).
+    pub(crate) parent_ends: Vec<RawFd>,
     pub(crate) restore_signals: bool,
     pub(crate) call_setsid: bool,
     /// `setpgid(0, pgid)` when ≥ 0.
@@ -91,7 +94,7 @@ fn parse_positional<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Raw<'py>> {
     let fds_to_keep = fds_to_keep.cast_into::<PyTuple>().map_err(|e| {
         PyTypeError::new_err(format!(
             "fork_exec() argument 4 must be tuple, not {}",
-            type_name(e.into_inner().as_any())
+            arg_type_name(e.into_inner().as_any())
         ))
     })?;
     let cwd = a(4)?;
@@ -108,8 +111,9 @@ fn parse_positional<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Raw<'py>> {
         cwd,
         env_list,
         fds,
-        restore_signals: truth(&a(14)?)?,
-        call_setsid: truth(&a(15)?)?,
+        // `i`, not `p`: a C int, whose truth is taken afterwards.
+        restore_signals: c_int_arg(&a(14)?)? != 0,
+        call_setsid: c_int_arg(&a(15)?)? != 0,
         pgid: c_int_arg(&a(16)?)?,
         gid: a(17)?,
         extra_groups: a(18)?,
@@ -130,8 +134,13 @@ pub(crate) fn parse(
     on_gc_disable: &mut dyn FnMut(),
 ) -> PyResult<Request> {
     let raw = parse_positional(args)?;
-    let [p2cread, _p2cwrite, _c2pread, c2pwrite, _errread, errwrite, _errpipe_read, errpipe_write] =
+    let [p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, errpipe_read, errpipe_write] =
         raw.fds;
+    let mut parent_ends: Vec<RawFd> = [p2cwrite, c2pread, errread]
+        .into_iter()
+        .filter(|&fd| fd != -1)
+        .collect();
+    parent_ends.push(errpipe_read);
     let preexec_fn = (!raw.preexec_fn.is_none()).then(|| raw.preexec_fn.clone().unbind());
 
     if preexec_fn.is_some() && !in_main_interpreter() {
@@ -155,12 +164,7 @@ pub(crate) fn parse(
     let argv = if raw.process_args.is_none() {
         None
     } else {
-        let fast = sequence_fast(&raw.process_args, c"argv must be a tuple")?;
-        let mut argv = Vec::with_capacity(fast.len());
-        for item in fast.iter() {
-            argv.push(OsString::from_vec(fs_convert(item)?));
-        }
-        Some(argv)
+        Some(fs_sequence(&raw.process_args)?)
     };
     let env = if raw.env_list.is_none() {
         None
@@ -198,6 +202,7 @@ pub(crate) fn parse(
         c2pwrite,
         errwrite,
         errpipe_write,
+        parent_ends,
         restore_signals: raw.restore_signals,
         call_setsid: raw.call_setsid,
         pgid: raw.pgid,
@@ -210,17 +215,73 @@ pub(crate) fn parse(
     })
 }
 
-/// The short type name CPython puts in messages (`_PyType_Name`).
+/// The type name CPython's own C code puts in messages: the type's `tp_name` (a C type's
+/// qualified name, `collections.OrderedDict`; a class's own name).
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    // SAFETY: every type has a NUL-terminated `tp_name` that lives as long as the type, which
+    // `obj` keeps alive while the name is copied.
+    unsafe { CStr::from_ptr((*ffi::Py_TYPE(obj.as_ptr())).tp_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The short type name (`_PyType_Name`), which some of CPython's messages use.
+fn short_type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The type as the argument parser names it in "must be X, not Y": `None` for `None`.
+fn arg_type_name(obj: &Bound<'_, PyAny>) -> String {
+    if obj.is_none() {
+        "None".to_owned()
+    } else {
+        type_name(obj)
+    }
+}
+
 /// The `p` format: `PyObject_IsTrue`, whose exception propagates.
 fn truth(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     obj.is_truthy()
+}
+
+/// CPython reserves `(n + 1)` pointers for a sequence of reported length `n` before it reads
+/// any item, and raises `MemoryError` when it cannot. This decides the same without reserving
+/// anything sized by `n`, which Python code (`__len__`) chose: the request fails where the C
+/// allocator would refuse it, beyond `PY_SSIZE_T_MAX`, the address-space limit, or the memory
+/// and swap of the machine (Linux's default overcommit heuristic). Below that the items are
+/// read one by one, and a lying length ends with the item's own error, as in CPython.
+pub(crate) fn check_pointer_array(n: ffi::Py_ssize_t) -> PyResult<()> {
+    let bytes = (n.max(0) as u128 + 1) * std::mem::size_of::<*const c_char>() as u128;
+    if bytes > isize::MAX as u128 || bytes > allocatable_bytes() {
+        return Err(PyMemoryError::new_err(()));
+    }
+    Ok(())
+}
+
+/// The most one allocation can get: the machine's memory and swap, and the address-space limit.
+fn allocatable_bytes() -> u128 {
+    // SAFETY: sysinfo only writes the struct it is given.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut limit = if unsafe { libc::sysinfo(&mut info) } == 0 {
+        (u128::from(info.totalram) + u128::from(info.totalswap)) * u128::from(info.mem_unit.max(1))
+    } else {
+        u128::MAX
+    };
+    let mut rlim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rlim) } == 0
+        && rlim.rlim_cur != libc::RLIM_INFINITY
+    {
+        limit = limit.min(u128::from(rlim.rlim_cur));
+    }
+    limit
 }
 
 /// The `i` format: `PyLong_AsLong` (so `__index__`, and `TypeError` for a float), then the
@@ -276,7 +337,9 @@ fn bytes_sequence(seq: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
     if n < 0 {
         return Err(PyErr::fetch(py));
     }
-    let mut out = Vec::with_capacity(n as usize);
+    check_pointer_array(n)?;
+    // Not sized by `n`: a length that Python code reports may lie.
+    let mut out = Vec::new();
     for i in 0..n {
         // SAFETY: as above; PySequence_GetItem returns a new reference or NULL.
         let item =
@@ -301,18 +364,34 @@ fn bytes_no_nul(item: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(unsafe { CStr::from_ptr(data) }.to_bytes().to_vec())
 }
 
-/// `PySequence_Fast` with CPython's message for a non-sequence.
-fn sequence_fast<'py>(obj: &Bound<'py, PyAny>, msg: &CStr) -> PyResult<Vec<Bound<'py, PyAny>>> {
+/// `argv`: `PySequence_Fast` (with CPython's message for a non-sequence), then each item
+/// through `PyUnicode_FSConverter`, re-reading the sequence at each step as CPython does (an
+/// item's `__fspath__` may change a list that is passed as it is).
+fn fs_sequence(obj: &Bound<'_, PyAny>) -> PyResult<Vec<OsString>> {
     let py = obj.py();
+    let msg = c"argv must be a tuple";
     // SAFETY: `obj` is valid, `msg` is NUL-terminated; a new reference or NULL comes back.
     let fast = unsafe {
         Bound::from_owned_ptr_or_err(py, ffi::PySequence_Fast(obj.as_ptr(), msg.as_ptr()))
     }?;
-    // PySequence_Fast returns a list or a tuple.
-    if let Ok(list) = fast.cast::<PyList>() {
-        return Ok(list.iter().collect());
+    // PySequence_Fast returns a list or a tuple, whose real length this is.
+    let len = |fast: &Bound<'_, PyAny>| match fast.cast::<PyList>() {
+        Ok(list) => list.len(),
+        Err(_) => fast.cast::<PyTuple>().map_or(0, |t| t.len()),
+    };
+    let n = len(&fast);
+    let mut out = Vec::new();
+    for i in 0..n {
+        if len(&fast) != n {
+            return Err(PyRuntimeError::new_err("args changed during iteration"));
+        }
+        let item = match fast.cast::<PyList>() {
+            Ok(list) => list.get_item(i)?,
+            Err(_) => fast.cast::<PyTuple>()?.get_item(i)?,
+        };
+        out.push(OsString::from_vec(fs_convert(&item)?));
     }
-    Ok(fast.cast::<PyTuple>()?.iter().collect())
+    Ok(out)
 }
 
 /// `PyUnicode_FSConverter`: str (encoded with the filesystem encoding), bytes or
@@ -332,17 +411,26 @@ pub(crate) fn fs_convert(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
-/// extra_groups: a list of ints, each a valid group id.
+/// extra_groups: a list (or a list subclass), read through the sequence protocol, of ints
+/// that are each a valid group id.
 fn groups(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
-    let list = obj
-        .cast::<PyList>()
-        .map_err(|_| PyTypeError::new_err("setgroups argument must be a list"))?;
-    if list.len() > MAX_GROUPS {
+    let py = obj.py();
+    if !obj.is_instance_of::<PyList>() {
+        return Err(PyTypeError::new_err("setgroups argument must be a list"));
+    }
+    // SAFETY: `obj` is valid and we are attached.
+    let n = unsafe { ffi::PySequence_Size(obj.as_ptr()) };
+    if n < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    if n as usize > MAX_GROUPS {
         return Err(PyValueError::new_err("too many groups"));
     }
-    let mut out = Vec::with_capacity(list.len());
-    for i in 0..list.len() {
-        let elem = list.get_item(i)?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        // SAFETY: as above; a new reference or NULL comes back.
+        let elem =
+            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetItem(obj.as_ptr(), i)) }?;
         // SAFETY: `elem` is a valid object.
         if unsafe { ffi::PyLong_Check(elem.as_ptr()) } == 0 {
             return Err(PyTypeError::new_err("groups must be integers"));
@@ -359,7 +447,10 @@ fn id_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u32> {
     // SAFETY: `obj` is valid; a new reference or NULL comes back.
     let index = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyNumber_Index(obj.as_ptr())) }
         .map_err(|_| {
-            PyTypeError::new_err(format!("{what} should be integer, not {}", type_name(obj)))
+            PyTypeError::new_err(format!(
+                "{what} should be integer, not {}",
+                short_type_name(obj)
+            ))
         })?;
     let underflow = || PyOverflowError::new_err(format!("{what} is less than minimum"));
     let overflow = || PyOverflowError::new_err(format!("{what} is greater than maximum"));

@@ -11,13 +11,14 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod fds;
 mod posix_spawn;
 mod spawn;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PySystemError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -53,9 +54,27 @@ fn fork_exec(
             "fork_exec() takes no keyword arguments",
         ));
     }
-    let mut gc = GcPause::default();
-    let req = args::parse(args, &mut || gc.disable())?;
-    spawn::fork_exec(py, req)
+    no_panic(|| {
+        let mut gc = GcPause::default();
+        let req = args::parse(args, &mut || gc.disable())?;
+        spawn::fork_exec(py, req)
+    })
+}
+
+/// Runs one call of a drop-in function; a Rust panic, which would be a bug whatever the
+/// arguments, becomes `SystemError` (as an internal error of a C function does) instead of
+/// pyo3's `PanicException`, which no caller of CPython's functions expects.
+pub(crate) fn no_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(PySystemError::new_err(format!(
+            "internal error in popen: {msg}"
+        )))
+    })
 }
 
 /// Disables the garbage collector for the rest of a `fork_exec` call with a `preexec_fn`, as

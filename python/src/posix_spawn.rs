@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::args::{c_int_arg, fs_convert};
+use crate::args::{c_int_arg, check_pointer_array, fs_convert};
 use engine::posix_spawn::{self as layer, FileActions, SpawnAttr};
 use engine::SigSet;
 use pyo3::exceptions::{
@@ -80,7 +80,7 @@ pub(crate) fn posix_spawn(
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<i32> {
-    spawn(py, "posix_spawn", false, args, kwargs)
+    crate::no_panic(|| spawn(py, "posix_spawn", false, args, kwargs))
 }
 
 /// Execute the program specified by path in a new process, as os.posix_spawnp does, on the
@@ -99,7 +99,7 @@ pub(crate) fn posix_spawnp(
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<i32> {
-    spawn(py, "posix_spawnp", true, args, kwargs)
+    crate::no_panic(|| spawn(py, "posix_spawnp", true, args, kwargs))
 }
 
 /// posix_spawn_call_count()
@@ -178,8 +178,11 @@ fn spawn(
             "{name}: argv must be a tuple or list"
         )));
     }
-    let argc = argv.len()?;
+    // SAFETY: `argv` is a valid object; we are attached. A failing `__len__` (-1) gives the
+    // same ValueError as an empty argv, as in CPython, which replaces that error.
+    let argc = unsafe { ffi::PySequence_Size(argv.as_ptr()) };
     if argc < 1 {
+        let _ = PyErr::take(py);
         return Err(PyValueError::new_err(format!(
             "{name}: argv must not be empty"
         )));
@@ -190,9 +193,15 @@ fn spawn(
             "{name}: environment must be a mapping object"
         )));
     }
-    let mut c_argv = Vec::with_capacity(argc);
+    check_pointer_array(argc)?;
+    // Not sized by `argc`: a length that Python code reports may lie.
+    let mut c_argv = Vec::new();
     for i in 0..argc {
-        c_argv.push(OsString::from_vec(fs_convert(&argv.get_item(i)?)?));
+        // SAFETY: as above; `PySequence_ITEM` is `PySequence_GetItem` without the negative
+        // index fix-up, and `i` is not negative. A new reference or NULL comes back.
+        let item =
+            unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_GetItem(argv.as_ptr(), i)) }?;
+        c_argv.push(OsString::from_vec(fs_convert(&item)?));
     }
     if c_argv[0].is_empty() {
         return Err(PyValueError::new_err(format!(
@@ -348,6 +357,7 @@ fn env_list(env: &Bound<'_, PyAny>) -> PyResult<Vec<OsString>> {
     if n < 0 {
         return Err(PyErr::fetch(py));
     }
+    check_pointer_array(n)?;
     // SAFETY: as above; each call returns a new reference or NULL.
     let keys = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyMapping_Keys(env.as_ptr())) }?;
     // SAFETY: as above.
@@ -357,7 +367,8 @@ fn env_list(env: &Bound<'_, PyAny>) -> PyResult<Vec<OsString>> {
             "env.keys() or env.values() is not a list",
         ));
     };
-    let mut out = Vec::with_capacity(n as usize);
+    // Not sized by `n`: a length that Python code reports may lie.
+    let mut out = Vec::new();
     for i in 0..n as usize {
         let (key, val) = (keys.get_item(i)?, vals.get_item(i)?);
         let mut entry = fs_convert(&key)?;

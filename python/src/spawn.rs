@@ -22,6 +22,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::args::Request;
+use crate::fds;
 
 /// The message CPython's child reports when `preexec_fn` raised.
 const PREEXEC_FAILED: &[u8] = b"SubprocessError:0:Exception occurred in preexec_fn.";
@@ -34,8 +35,19 @@ const PREEXEC_FAILED: &[u8] = b"SubprocessError:0:Exception occurred in preexec_
 /// `OSError`, as CPython's `fork_exec` does. A failure in the child does not raise: it is
 /// reported through `errpipe_write`.
 pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
-    let errpipe = req.errpipe_write;
-    let mut cmd = match command(&req) {
+    let steps = fds::cpython_fd_steps(&req);
+    // CPython's child reports through errpipe_write, unless it closed it as a parent end.
+    let errpipe = if steps.errpipe_open {
+        req.errpipe_write
+    } else {
+        -1
+    };
+    let built = if steps.fail {
+        Ok(fds::failing_command(&req))
+    } else {
+        command(&req)
+    };
+    let mut cmd = match built {
         Ok(cmd) => cmd,
         Err(record) => return Ok(report(errpipe, &record)),
     };
@@ -49,9 +61,14 @@ pub(crate) fn fork_exec(py: Python<'_>, req: Request) -> PyResult<i32> {
     };
     match result {
         Ok(pid) => Ok(pid),
-        Err(err) => match child_record(&err) {
+        Err(err) => match child_record(&err, req.executable_list.is_empty()) {
             Some(record) => {
-                let no_child = report(errpipe, &record);
+                // CPython's child closes every descriptor not kept, the error pipe included,
+                // after preexec_fn and before exec: an exec failure is then never reported.
+                let closed_before = req.close_fds
+                    && !req.fds_to_keep.contains(&req.errpipe_write)
+                    && matches!(err.step(), Step::CloseFds | Step::Exec);
+                let no_child = report(if closed_before { -1 } else { errpipe }, &record);
                 Ok(err.pid().unwrap_or(no_child))
             }
             None => Err(parent_error(py, &err)),
@@ -74,6 +91,9 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.executable(first);
     }
     cmd.executable_list(&req.executable_list);
+    for fd in fds::close_in_child(req) {
+        cmd.close_in_child(fd);
+    }
     cmd.close_fds(req.close_fds);
     // subprocess.py reaps a child that failed, after reading its error record.
     engine::testing::keep_failed_child(&mut cmd, true);
@@ -90,11 +110,8 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.cwd(cwd);
     }
     if let Some(env) = &req.env {
-        cmd.env_clear();
-        for entry in env {
-            let (key, value) = split_env_entry(entry);
-            cmd.env(key, value);
-        }
+        // Byte for byte, as CPython passes the list to execve.
+        cmd.environ(env.iter().map(|e| OsStr::from_bytes(e)));
     }
     if req.p2cread != -1 {
         cmd.stdin(borrowed_stdio(req.p2cread)?);
@@ -113,7 +130,11 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
         cmd.start_new_session(true);
     }
     if req.pgid >= 0 {
-        cmd.process_group(req.pgid);
+        if req.call_setsid {
+            setpgid_after_setsid(&mut cmd, req.pgid);
+        } else {
+            cmd.process_group(req.pgid);
+        }
     }
     if let Some(groups) = &req.extra_groups {
         cmd.extra_groups(groups.iter().copied());
@@ -135,16 +156,22 @@ fn command(req: &Request) -> Result<Command, Vec<u8>> {
     Ok(cmd)
 }
 
-/// `KEY=VALUE` → (`KEY`, `VALUE`), splitting at the first `=` after the first byte (a name
-/// may start with `=`). An entry without `=` becomes a variable with an empty value.
-fn split_env_entry(entry: &[u8]) -> (&OsStr, &OsStr) {
-    match entry.iter().skip(1).position(|&b| b == b'=') {
-        Some(i) => (
-            OsStr::from_bytes(&entry[..i + 1]),
-            OsStr::from_bytes(&entry[i + 2..]),
-        ),
-        None => (OsStr::from_bytes(entry), OsStr::new("")),
-    }
+/// CPython's child calls `setpgid` after `setsid`, where it always fails with `EPERM` (a session
+/// leader cannot change its process group); the engine refuses that combination before any
+/// process exists. A hook makes the call in the child, after the steps that could fail before
+/// it, so the child fails as CPython's does (a credential step the engine runs first can only
+/// fail with the same `EPERM`). The hook takes the engine's fork path.
+fn setpgid_after_setsid(cmd: &mut Command, pgid: i32) {
+    let hook = move || {
+        // SAFETY: setpgid is async-signal-safe and changes only this process's group.
+        if unsafe { libc::setpgid(0, pgid) } == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: the hook makes one async-signal-safe system call and touches nothing shared.
+    unsafe { cmd.pre_exec(hook) };
 }
 
 /// The engine's stdio for a descriptor the caller owns (a close-on-exec duplicate is taken).
@@ -189,13 +216,19 @@ fn spawn_with_preexec(cmd: &mut Command, preexec_fn: Py<PyAny>) -> Result<i32, S
 }
 
 /// The error-pipe record for a failure in the child; `None` for a failure in the parent.
-fn child_record(err: &SpawnError) -> Option<Vec<u8>> {
+/// With no executable to try, CPython's child leaves its exec loop with errno 0, which it
+/// reports as a `SubprocessError` with no message.
+fn child_record(err: &SpawnError, no_executable: bool) -> Option<Vec<u8>> {
     let errno = err.raw_os_error().unwrap_or(0);
     match err.step() {
         Step::Prepare | Step::Audit | Step::Pipe | Step::PipeSize | Step::Open | Step::Spawn => {
             None
         }
+        // A Python preexec_fn reports errno 0; the module's own hook (setpgid_after_setsid)
+        // the errno of the system call it makes, before user code.
+        Step::PreExecHook if errno != 0 => Some(os_error_record(errno, true)),
         Step::PreExecHook => Some(PREEXEC_FAILED.to_vec()),
+        Step::Exec if no_executable => Some(b"SubprocessError:0:".to_vec()),
         step => Some(os_error_record(errno, step.is_before_user_code())),
     }
 }
@@ -209,8 +242,9 @@ fn os_error_record(errno: i32, noexec: bool) -> Vec<u8> {
 /// Writes `record` into the error pipe and returns the pid to report when no failed child is
 /// left to reap: this process's own, which is never its own child, so `waitpid` on it fails
 /// with `ECHILD` at once.
+/// A negative `errpipe_write` writes nothing: the record is lost, as CPython's is.
 fn report(errpipe_write: RawFd, record: &[u8]) -> i32 {
-    let mut left = record;
+    let mut left = if errpipe_write < 0 { &[][..] } else { record };
     while !left.is_empty() {
         // SAFETY: writes from a live buffer into a descriptor number the caller owns.
         let n = unsafe { libc::write(errpipe_write, left.as_ptr().cast(), left.len()) };

@@ -62,6 +62,8 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) pass_fds: &'a [RawFd],
     /// Every descriptor ≥ 3 that `close_fds` keeps, ascending (the error pipe aside).
     pub(crate) keep_fds: &'a [RawFd],
+    /// Descriptors the command closes before the standard streams are set up.
+    pub(crate) close: &'a [RawFd],
     pub(crate) close_fds: bool,
     /// Where a failure is reported.
     pub(crate) report: Report<'a>,
@@ -155,6 +157,19 @@ pub(crate) unsafe fn run_steps_and_exec(plan: &ChildPlan<'_>, hooks: &mut [Hook]
         // 1. Passed descriptors survive exec.
         for &fd in plan.pass_fds {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                bail!(Step::PassFds);
+            }
+        }
+        // 1b. Descriptors the command closes (CPython: the parent's pipe ends). One that is
+        //     ours (the error pipe, a stream source) was not open when the command named it.
+        for &fd in plan.close {
+            if plan.report.fd() == Some(fd)
+                || plan.fds.contains(&fd)
+                || plan.extra_fds.iter().any(|&(src, _)| src == fd)
+            {
+                return (Step::PassFds, libc::EBADF);
+            }
+            if libc::close(fd) == -1 {
                 bail!(Step::PassFds);
             }
         }

@@ -210,6 +210,7 @@ fn child_plan<'a>(
         extra_fds: &fds.extra,
         pass_fds: &prep.pass_fds,
         keep_fds: &prep.keep_fds,
+        close: &req.close_in_child,
         close_fds: req.close_fds,
         report,
         umask: req.umask.map(|m| m as libc::mode_t),

@@ -82,13 +82,22 @@ pub(crate) fn prepare(req: &Request) -> Result<Prepared, SpawnError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let envp = env::build(req.env_clear, &req.env)?;
-    let env_inherited = !req.env_clear && req.env.is_empty();
+    let envp = match &req.environ {
+        Some(entries) => EnvBlock::from_entries(entries).map_err(|i| {
+            SpawnError::invalid(format!(
+                "environment entry {i} contains a NUL byte: {:?}",
+                entries[i]
+            ))
+        })?,
+        None => env::build(req.env_clear, &req.env)?,
+    };
+    let env_inherited = !req.env_clear && req.env.is_empty() && req.environ.is_none();
     let program = req
         .executable
         .clone()
         .unwrap_or_else(|| req.argv[0].clone());
-    if program.is_empty() {
+    // With an executable list, the program name only labels errors.
+    if program.is_empty() && req.executable_list.is_none() {
         return Err(SpawnError::invalid("the program name is empty"));
     }
     let candidates = match &req.executable_list {

@@ -48,6 +48,8 @@ pub(crate) struct Request {
     pub(crate) cwd: Option<OsString>,
     pub(crate) env_clear: bool,
     pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    /// Set by `Command::environ`: the whole environment, entry by entry.
+    pub(crate) environ: Option<Vec<OsString>>,
     pub(crate) stdin: Stdio,
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
@@ -55,6 +57,8 @@ pub(crate) struct Request {
     pub(crate) pass_fds: Vec<PassFd>,
     /// Descriptors to give the child at a chosen number: (source, number in the child).
     pub(crate) pass_fds_as: Vec<(PassFd, RawFd)>,
+    /// Descriptors the child closes before its standard streams are set up.
+    pub(crate) close_in_child: Vec<RawFd>,
     pub(crate) restore_signals: bool,
     pub(crate) signal_mask: SignalMask,
     pub(crate) new_session: bool,
@@ -83,12 +87,14 @@ impl Request {
             cwd: None,
             env_clear: false,
             env: Vec::new(),
+            environ: None,
             stdin: Stdio::inherit(),
             stdout: Stdio::inherit(),
             stderr: Stdio::inherit(),
             close_fds: true,
             pass_fds: Vec::new(),
             pass_fds_as: Vec::new(),
+            close_in_child: Vec::new(),
             restore_signals: true,
             signal_mask: SignalMask::Empty,
             new_session: false,

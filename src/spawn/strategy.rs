@@ -160,6 +160,9 @@ fn posix_spawn_refusal(req: &Request) -> Option<&'static str> {
     if req.parent_death_signal.is_some() {
         return Some("a parent-death signal is set");
     }
+    if !req.close_in_child.is_empty() {
+        return Some("descriptors are to be closed in the child");
+    }
     if req.close_fds && !req.pass_fds.is_empty() {
         return Some("descriptors are passed while close_fds is on");
     }
