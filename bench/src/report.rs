@@ -485,7 +485,7 @@ impl Report<'_> {
         out
     }
 
-    /// Every target of the issue, judged on this run.
+    /// Every target the benchmark sets, judged on this run.
     pub fn targets(&self) -> Vec<Target> {
         let s = self.samples;
         let mut t = Vec::new();
