@@ -589,11 +589,13 @@ impl Report<'_> {
         ));
         t.push(side_by_side(
             s,
-            "256 MiB both ways through cat: popen MB/s vs std (writer thread)".into(),
+            // One thread, no writer thread: its floor on a 2-vCPU machine is below 1.4× (see
+            // bench/README.md, "Both ways through cat").
+            "256 MiB both ways through cat, one thread: popen MB/s vs std (writer thread)".into(),
             "duplex",
             0,
             Some("std"),
-            1.4,
+            1.25,
             false,
         ));
         let lat = s.median("wait_latency", 0, auto);
