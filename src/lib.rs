@@ -42,6 +42,7 @@
 mod audit;
 mod command;
 mod communicate;
+mod communicator;
 mod error;
 mod lines;
 mod outcome;
@@ -59,6 +60,7 @@ mod text;
 pub use audit::{add_audit_hook, AuditEvent};
 pub use command::{Command, SignalMask};
 pub use communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
+pub use communicator::{ChildPipes, Communicator, PipeEvent};
 pub use error::{SpawnError, Step};
 pub use lines::Lines;
 pub use outcome::{
