@@ -2,7 +2,8 @@
 # The Python module, in a virtual environment of its own inside the build directory
 # (target/py-venv: created when missing, reused after; the system interpreter is left alone):
 # installs what it needs (maturin, pytest), builds and installs ./python as the module `popen`,
-# runs its tests, then CPython's own test_subprocess and test_posix spawn tests on it.
+# runs its tests, then CPython's own test_subprocess (with install(fork_exec_only=True), then
+# with install()), test_asyncio.test_subprocess and test_posix spawn tests on it.
 # PYTHON (default python3) is the interpreter the environment is made from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ VENV="${CARGO_TARGET_DIR:-target}/py-venv"
 PACKAGES=(
     "maturin>=1.9.4,<2"
     pytest
+    mypy  # checks the type stubs (python/tests/test_stubs.py)
 )
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -41,6 +43,8 @@ echo "== python: install ${PACKAGES[*]}; build and install ./python"
 "$VPY" -m pip install --quiet --no-build-isolation --force-reinstall --no-deps ./python
 echo "== python: module tests"
 "$VPY" -m pytest -q -p no:cacheprovider python/tests
-echo "== python: CPython's test_subprocess on popen"
+echo "== python: CPython's test_subprocess on popen (fork_exec only, then with communicate and wait)"
 "$VPY" scripts/cpython_conformance.py
+echo "== python: CPython's test_asyncio.test_subprocess on popen, unchanged"
+"$VPY" scripts/cpython_conformance.py --test test_asyncio.test_subprocess --mode full
 "$VPY" scripts/cpython_posix_spawn_conformance.py  # CPython's test_posix spawn tests on popen

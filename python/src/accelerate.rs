@@ -30,15 +30,19 @@ _wait.__qualname__ = "Popen._wait"
 static WRAPPED: Mutex<Option<[Py<PyAny>; 2]>> = Mutex::new(None);
 static STOCK: Mutex<Option<[Py<PyAny>; 2]>> = Mutex::new(None);
 
-fn wrappers(py: Python<'_>) -> PyResult<[Py<PyAny>; 2]> {
+/// The replacements, made on first use from the extension `module`'s functions.
+fn wrappers(module: &Bound<'_, PyModule>) -> PyResult<[Py<PyAny>; 2]> {
+    let py = module.py();
     let mut wrapped = WRAPPED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(w) = wrapped.as_ref() {
         return Ok([w[0].clone_ref(py), w[1].clone_ref(py)]);
     }
-    let popen = py.import("popen")?;
     let m = PyModule::from_code(py, WRAPPERS, c"popen/_accelerate.py", c"popen._accelerate")?;
-    m.setattr("_engine_communicate", popen.getattr("_engine_communicate")?)?;
-    m.setattr("_engine_wait", popen.getattr("_engine_wait")?)?;
+    m.setattr(
+        "_engine_communicate",
+        module.getattr("_engine_communicate")?,
+    )?;
+    m.setattr("_engine_wait", module.getattr("_engine_wait")?)?;
     let w = [
         m.getattr("_communicate")?.unbind(),
         m.getattr("_wait")?.unbind(),
@@ -58,9 +62,10 @@ pub(crate) fn stock<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyA
 }
 
 /// Replaces `Popen._communicate` and `Popen._wait`; again does nothing.
-pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
+pub(crate) fn install(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     let class = py.import("subprocess")?.getattr("Popen")?;
-    let ours = wrappers(py)?;
+    let ours = wrappers(module)?;
     let current = [class.getattr(METHODS[0].0)?, class.getattr(METHODS[1].0)?];
     if current.iter().zip(&ours).any(|(c, o)| c.is(o)) {
         return Ok(());
@@ -73,9 +78,9 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Puts CPython's methods back, if ours are in place.
-pub(crate) fn uninstall(py: Python<'_>) -> PyResult<()> {
-    let class = py.import("subprocess")?.getattr("Popen")?;
-    let ours = wrappers(py)?;
+pub(crate) fn uninstall(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let class = module.py().import("subprocess")?.getattr("Popen")?;
+    let ours = wrappers(module)?;
     let stock = STOCK.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(stock) = stock.as_ref() {
         for (((name, _), f), o) in METHODS.iter().zip(stock).zip(&ours) {
@@ -88,9 +93,9 @@ pub(crate) fn uninstall(py: Python<'_>) -> PyResult<()> {
 }
 
 /// The names (`"communicate"`, `"wait"`) of the methods that are ours now.
-pub(crate) fn installed(py: Python<'_>) -> PyResult<Vec<&'static str>> {
-    let class = py.import("subprocess")?.getattr("Popen")?;
-    let ours = wrappers(py)?;
+pub(crate) fn installed(module: &Bound<'_, PyModule>) -> PyResult<Vec<&'static str>> {
+    let class = module.py().import("subprocess")?.getattr("Popen")?;
+    let ours = wrappers(module)?;
     let mut names = Vec::new();
     for ((name, short), o) in METHODS.iter().zip(&ours) {
         if class.getattr(*name)?.is(o) {

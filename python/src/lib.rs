@@ -119,9 +119,9 @@ fn install(module: &Bound<'_, PyModule>, fork_exec_only: bool) -> PyResult<()> {
     posixsubprocess.setattr("fork_exec", &ours)?;
     posix_spawn::install(module)?;
     if fork_exec_only {
-        accelerate::uninstall(py)
+        accelerate::uninstall(module)
     } else {
-        accelerate::install(py)
+        accelerate::install(module)
     }
 }
 
@@ -131,7 +131,9 @@ fn install(module: &Bound<'_, PyModule>, fork_exec_only: bool) -> PyResult<()> {
 /// Restore the functions and methods install() replaced. Does nothing if install() was not
 /// called.
 #[pyfunction]
-fn uninstall(py: Python<'_>) -> PyResult<()> {
+#[pyo3(pass_module)]
+fn uninstall(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((subprocess_fe, posix_fe)) = saved.take() {
         py.import("subprocess")?
@@ -140,7 +142,7 @@ fn uninstall(py: Python<'_>) -> PyResult<()> {
             .setattr("fork_exec", posix_fe)?;
     }
     posix_spawn::uninstall(py)?;
-    accelerate::uninstall(py)
+    accelerate::uninstall(module)
 }
 
 /// installed()
@@ -166,7 +168,7 @@ fn installed<'py>(module: &Bound<'py, PyModule>) -> PyResult<Bound<'py, PyFrozen
     {
         names.push("posix_spawn");
     }
-    names.extend(accelerate::installed(py)?);
+    names.extend(accelerate::installed(module)?);
     PyFrozenSet::new(py, names)
 }
 
@@ -236,5 +238,19 @@ fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_spawn_path, m)?)?;
     posix_spawn::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The wheel is a package whose `__init__.py` star-imports this module (the layout that
+    // ships the type stubs): `__all__` makes that bring every name, the private ones that the
+    // replacements call included.
+    let names: Vec<String> = m
+        .dict()
+        .keys()
+        .iter()
+        .map(|k| k.extract::<String>())
+        .collect::<PyResult<_>>()?;
+    let exported: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with("__") || *n == "__version__")
+        .collect();
+    m.add("__all__", exported)?;
     Ok(())
 }
