@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use engine::{CaptureOptions, ChildPipes, Communicator, PipeEvent, Stream};
 use pyo3::exceptions::{PyBrokenPipeError, PyRuntimeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
     IntoPyDict, PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple,
@@ -232,8 +233,7 @@ pub(crate) fn communicate<'py>(
         outputs.push(match &files.out[i] {
             None => py.None().into_bound(py),
             Some(f) => {
-                let bytes = PyBytes::new(py, st.comm.output(s)).into_any();
-                let _ = st.comm.take_output(s);
+                let bytes = bytes_of(py, &st.comm.take_output(s))?.into_any();
                 if text_mode {
                     popen.call_method1(
                         "_translate_newlines",
@@ -361,4 +361,42 @@ fn index(s: Stream) -> usize {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
     }
+}
+
+/// A new `bytes` holding `data`. A large one is filled with the GIL released (no other thread
+/// can see the object yet), its pages faulted in by one `madvise` rather than one fault each.
+fn bytes_of<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    const LARGE: usize = 1 << 20;
+    if data.len() < LARGE {
+        return Ok(PyBytes::new(py, data));
+    }
+    let len = ffi::Py_ssize_t::try_from(data.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("output too large"))?;
+    // SAFETY: with a null pointer, PyBytes_FromStringAndSize allocates an uninitialised object
+    // of `len` bytes (or returns null with an exception set), which we own.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+    };
+    let obj = obj.cast_into::<PyBytes>()?;
+    // SAFETY: the object is a bytes object of `len` bytes that no one else has seen.
+    let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
+    py.detach(|| {
+        const PAGE: usize = 4096;
+        let (from, to) = (dst.next_multiple_of(PAGE), (dst + data.len()) / PAGE * PAGE);
+        if from < to {
+            // SAFETY: whole pages inside the object's buffer, which we own and are about to
+            // overwrite; MADV_POPULATE_WRITE only maps them (advice: errors change nothing).
+            unsafe {
+                libc::madvise(
+                    from as *mut libc::c_void,
+                    to - from,
+                    libc::MADV_POPULATE_WRITE,
+                )
+            };
+        }
+        // SAFETY: `dst` is the start of the object's `len`-byte buffer, which `data` (a Rust
+        // slice) cannot overlap; the object is alive (owned by `obj`) and unseen by others.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+    });
+    Ok(obj)
 }
