@@ -73,7 +73,7 @@ fn spawn(script: &str) -> (popen::Popen, Owned) {
 #[test]
 fn each_finished_pipe_is_reported_for_the_caller_to_close() {
     let input = common::noise(3 << 20, 7);
-    let (mut child, mut owned) = spawn("cat; echo done >&2");
+    let (child, mut owned) = spawn("cat; echo done >&2");
     let mut comm = Communicator::new(CaptureOptions::new());
     let events = owned.drive(&mut comm, &input, None);
     assert_eq!(events.last(), Some(&PipeEvent::Finished));
@@ -94,7 +94,7 @@ fn each_finished_pipe_is_reported_for_the_caller_to_close() {
 /// descriptors are still open until the caller drops them.
 #[test]
 fn the_loop_leaves_the_descriptors_open() {
-    let (mut child, mut owned) = spawn("exec 0<&-; echo x");
+    let (child, mut owned) = spawn("exec 0<&-; echo x");
     let mut comm = Communicator::new(CaptureOptions::new());
     comm.prepare(owned.pipes()).expect("prepare");
     let stdout_fd = owned.stdout.as_ref().expect("piped").as_raw_fd();
@@ -125,7 +125,7 @@ fn the_loop_leaves_the_descriptors_open() {
 #[test]
 fn a_child_that_stops_reading_ends_the_input() {
     let input = vec![b'x'; 8 << 20];
-    let (mut child, mut owned) = spawn("head -c 1000 >/dev/null; exec 0<&-; sleep 0.2; echo ok");
+    let (child, mut owned) = spawn("head -c 1000 >/dev/null; exec 0<&-; sleep 0.2; echo ok");
     let mut comm = Communicator::new(CaptureOptions::new());
     let events = owned.drive(&mut comm, &input, None);
     assert!(events.contains(&PipeEvent::InputDone));
@@ -138,7 +138,7 @@ fn a_child_that_stops_reading_ends_the_input() {
 /// the output read so far are kept, and the final output has every byte exactly once.
 #[test]
 fn a_step_after_a_timeout_resumes_without_loss_or_repeat() {
-    let (mut child, mut owned) = spawn("printf one; sleep 0.5; cat; printf two");
+    let (child, mut owned) = spawn("printf one; sleep 0.5; cat; printf two");
     let input = b"middle".to_vec();
     let mut comm = Communicator::new(CaptureOptions::new());
     let deadline = Instant::now() + Duration::from_millis(200);
@@ -160,7 +160,7 @@ fn a_step_after_a_timeout_resumes_without_loss_or_repeat() {
 /// `prepare` grows the pipes to the options' size once; `release` gives them back blocking.
 #[test]
 fn prepare_grows_the_pipes_and_release_makes_them_blocking() {
-    let (mut child, owned) = spawn("exec sleep 5");
+    let (child, owned) = spawn("exec sleep 5");
     let mut comm = Communicator::new(CaptureOptions::new().pipe_size(Some(1 << 20)));
     comm.prepare(owned.pipes()).expect("prepare");
     let fd = owned.stdout.as_ref().expect("piped").as_raw_fd();
@@ -201,7 +201,7 @@ fn return_on_signal_reports_a_caught_signal() {
     // with EINTR; the scenario process is single-threaded.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as usize;
+        sa.sa_sigaction = on_alarm as *const () as usize;
         libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
     }
     // The signal goes to this thread (the harness may run the test in a thread of its own,
@@ -216,7 +216,7 @@ fn return_on_signal_reports_a_caught_signal() {
         })
     };
     for interruptible in [true, false] {
-        let (mut child, mut owned) = spawn("sleep 0.6; echo late");
+        let (child, mut owned) = spawn("sleep 0.6; echo late");
         owned.stdin = None;
         let mut comm = Communicator::new(CaptureOptions::new());
         comm.return_on_signal(interruptible);
