@@ -52,6 +52,9 @@ struct State {
     comm: Communicator,
     /// Which output streams reached end of file (CPython then holds an empty chunk for them).
     eof: [bool; 2],
+    /// The whole output of each stream, once a call returned it: a later call returns it
+    /// again, as CPython's (which keeps every chunk) does.
+    returned: [Option<Py<PyBytes>>; 2],
 }
 
 /// The `Popen` streams, in CPython's order.
@@ -92,7 +95,7 @@ fn borrow(fd: Option<RawFd>) -> Option<BorrowedFd<'static>> {
 }
 
 /// Whether CPython's loop would write this input as the plain bytes of a byte buffer.
-fn plain_input(py: Python<'_>, input: &Bound<'_, PyAny>, text_mode: bool) -> PyResult<bool> {
+fn plain_input(input: &Bound<'_, PyAny>, text_mode: bool) -> PyResult<bool> {
     if input.is_none()
         || input.is_instance_of::<PyBytes>()
         || input.is_instance_of::<PyByteArray>()
@@ -101,7 +104,6 @@ fn plain_input(py: Python<'_>, input: &Bound<'_, PyAny>, text_mode: bool) -> PyR
         return Ok(true);
     }
     if input.is_instance_of::<PyMemoryView>() {
-        let _ = py;
         return Ok(input.getattr("itemsize")?.extract::<usize>()? == 1
             && input.getattr("ndim")?.extract::<usize>()? == 1
             && input.getattr("c_contiguous")?.is_truthy()?);
@@ -122,7 +124,7 @@ pub(crate) fn communicate<'py>(
     let started = popen.getattr("_communication_started")?.is_truthy()?;
     let ours = popen.getattr_opt(STATE_ATTR)?.filter(|s| !s.is_none());
     let text_mode = popen.getattr("text_mode")?.is_truthy()?;
-    if (started && ours.is_none()) || !plain_input(py, input, text_mode)? {
+    if (started && ours.is_none()) || !plain_input(input, text_mode)? {
         return crate::accelerate::stock(py, "_communicate")?.call1((
             popen,
             input,
@@ -161,6 +163,7 @@ pub(crate) fn communicate<'py>(
                 State {
                     comm,
                     eof: [false; 2],
+                    returned: [None, None],
                 },
             )?;
             popen.setattr(STATE_ATTR, &s)?;
@@ -233,7 +236,12 @@ pub(crate) fn communicate<'py>(
         outputs.push(match &files.out[i] {
             None => py.None().into_bound(py),
             Some(f) => {
-                let bytes = bytes_of(py, &st.comm.take_output(s))?.into_any();
+                let bytes = match &st.returned[i] {
+                    Some(b) => b.bind(py).clone(),
+                    None => bytes_of(py, &st.comm.take_output(s))?,
+                };
+                st.returned[i] = Some(bytes.clone().unbind());
+                let bytes = bytes.into_any();
                 if text_mode {
                     popen.call_method1(
                         "_translate_newlines",

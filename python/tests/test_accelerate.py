@@ -230,6 +230,16 @@ def test_broken_pipe_on_stdin_is_swallowed():
     assert stock == ours == (b"done\n", 0)
 
 
+def test_a_second_communicate_returns_the_same_output_again():
+    def scenario():
+        p = sh("echo out; echo err >&2", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+               text=True)
+        return p.communicate(), p.communicate(), p.communicate(timeout=1)
+
+    stock, ours = both(scenario)
+    assert stock == ours == (("out\n", "err\n"),) * 3
+
+
 def test_input_without_a_stdin_pipe_is_ignored():
     def scenario():
         p = subprocess.Popen(["echo", "hi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
