@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{CaptureOptions, ChildPipes, Communicator, PipeEvent, Stream};
-use pyo3::exceptions::{PyBrokenPipeError, PyRuntimeError};
+use pyo3::exceptions::{PyBrokenPipeError, PyOverflowError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -275,12 +275,16 @@ fn pump(
     // A finite timeout too large for the clock waits forever, as it would in CPython.
     let input: &[u8] = data.map_or(&[], |d| d.as_bytes());
     let mut writing = data.is_some();
+    let mut first = true;
     loop {
         let pipes = (
             open_fd(files.stdin.as_ref().filter(|_| writing))?,
             open_fd(files.out[0].as_ref())?,
             open_fd(files.out[1].as_ref())?,
         );
+        if std::mem::take(&mut first) && pipes != (None, None, None) {
+            check_selector_timeout(remaining)?;
+        }
         let pipes = ChildPipes {
             stdin: borrow(pipes.0),
             stdout: borrow(pipes.1),
@@ -323,6 +327,33 @@ fn pump(
             }
         }
     }
+}
+
+/// Refuses a timeout as CPython's selector (`PollSelector.select`, then `poll.poll`) refuses
+/// it, with the same exception, where CPython's `_communicate` has a pipe to watch: an
+/// infinite or NaN time, or one past `poll`'s range (about 24.8 days).
+fn check_selector_timeout(remaining: Option<f64>) -> PyResult<()> {
+    let Some(r) = remaining.filter(|r| !(*r <= 0.0)) else {
+        return Ok(());
+    };
+    let ms = (r * 1e3).ceil();
+    if ms.is_nan() {
+        return Err(PyValueError::new_err("cannot convert float NaN to integer"));
+    }
+    if ms.is_infinite() {
+        return Err(PyOverflowError::new_err(
+            "cannot convert float infinity to integer",
+        ));
+    }
+    if ms > (i64::MAX / 1_000_000) as f64 {
+        return Err(PyOverflowError::new_err(
+            "timestamp too large to convert to C _PyTime_t",
+        ));
+    }
+    if ms > f64::from(i32::MAX) {
+        return Err(PyOverflowError::new_err("timeout is too large"));
+    }
+    Ok(())
 }
 
 /// Writes the loop's progress where CPython's `_communicate` keeps it; returns the output

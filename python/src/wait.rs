@@ -24,7 +24,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 use pyo3::types::IntoPyDict;
 
@@ -95,16 +94,11 @@ pub(crate) fn wait<'py>(
         return Ok(returncode);
     }
     let secs: Option<f64> = timeout.extract()?;
-    let deadline = match secs {
-        None => None,
-        Some(s) => match Duration::try_from_secs_f64(s.max(0.0))
-            .ok()
-            .and_then(|d| Instant::now().checked_add(d))
-        {
-            Some(d) => Some(d),
-            None => return Err(PyOverflowError::new_err("timeout value is too large")),
-        },
-    };
+    // A timeout too large for the clock, infinite or NaN waits as long as no timeout does
+    // (as CPython's loop does: it never finds such a time remaining to be <= 0).
+    let deadline = secs
+        .filter(|s| !s.is_nan())
+        .and_then(|s| Instant::now().checked_add(Duration::try_from_secs_f64(s.max(0.0)).ok()?));
     CALLS.fetch_add(1, Ordering::Relaxed);
     let pid: libc::pid_t = popen.getattr("pid")?.extract()?;
     let lock = popen.getattr("_waitpid_lock")?;

@@ -333,6 +333,26 @@ def test_wait_timeout_zero_and_a_killed_child():
     assert stock == ours == -signal.SIGKILL
 
 
+def test_an_infinite_huge_or_nan_timeout():
+    """wait() waits for the exit; communicate() raises what CPython's selector raises."""
+    def scenario():
+        results = []
+        for t in (float("inf"), float("nan"), 1e300, 1e7, 2e6, 1e6):
+            p = subprocess.Popen(["sleep", "0.1"])
+            results.append(p.wait(timeout=t))
+            q = sh("sleep 0.1; echo x", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                results.append(q.communicate(timeout=t))
+            except Exception as e:
+                results.append(repr(e))
+                q.kill()
+                q.communicate()
+        return results
+
+    stock, ours = both(scenario, uses=("wait", "communicate"))
+    assert stock == ours
+
+
 def test_wait_returns_promptly_after_the_exit():
     def scenario():
         p = subprocess.Popen(["sleep", "0.2"])
