@@ -333,7 +333,8 @@ fn pump(
 /// it, with the same exception, where CPython's `_communicate` has a pipe to watch: an
 /// infinite or NaN time, or one past `poll`'s range (about 24.8 days).
 fn check_selector_timeout(remaining: Option<f64>) -> PyResult<()> {
-    let Some(r) = remaining.filter(|r| !(*r <= 0.0)) else {
+    // NaN passes CPython's `timeout <= 0` test; so it does here.
+    let Some(r) = remaining.filter(|r| r.is_nan() || *r > 0.0) else {
         return Ok(());
     };
     let ms = (r * 1e3).ceil();
