@@ -424,15 +424,10 @@ fn bytes_of<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
         const PAGE: usize = 4096;
         let (from, to) = (dst.next_multiple_of(PAGE), (dst + data.len()) / PAGE * PAGE);
         if from < to {
+            let (start, len) = (from as *mut libc::c_void, to - from);
             // SAFETY: whole pages inside the object's buffer, which we own and are about to
             // overwrite; MADV_POPULATE_WRITE only maps them (advice: errors change nothing).
-            unsafe {
-                libc::madvise(
-                    from as *mut libc::c_void,
-                    to - from,
-                    libc::MADV_POPULATE_WRITE,
-                )
-            };
+            unsafe { libc::madvise(start, len, libc::MADV_POPULATE_WRITE) };
         }
         // SAFETY: `dst` is the start of the object's `len`-byte buffer, which `data` (a Rust
         // slice) cannot overlap; the object is alive (owned by `obj`) and unseen by others.

@@ -138,7 +138,8 @@ pub(crate) fn wait<'py>(
                 return Ok(returncode);
             }
             if pidfd.is_none() {
-                // No pidfd: CPython's own wait, with the whole timeout (none has passed).
+                // No pidfd: CPython's own wait, with the timeout as given (only the wait for
+                // the lock, if another thread held it, has passed).
                 return crate::accelerate::stock(py, "_wait")?
                     .call((popen,), Some(&[("timeout", timeout)].into_py_dict(py)?));
             }
