@@ -238,7 +238,7 @@ pub(crate) fn communicate<'py>(
             Some(f) => {
                 let bytes = match &st.returned[i] {
                     Some(b) => b.bind(py).clone(),
-                    None => bytes_of(py, &st.comm.take_output(s))?,
+                    None => bytes_of(py, st.comm.take_output(s))?,
                 };
                 st.returned[i] = Some(bytes.clone().unbind());
                 let bytes = bytes.into_any();
@@ -403,12 +403,13 @@ fn index(s: Stream) -> usize {
     }
 }
 
-/// A new `bytes` holding `data`. A large one is filled with the GIL released (no other thread
-/// can see the object yet), its pages faulted in by one `madvise` rather than one fault each.
-fn bytes_of<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+/// A new `bytes` holding `data`, which it consumes. A large one is filled, and `data` freed,
+/// with the GIL released (no other thread can see the object yet), its pages faulted in by one
+/// `madvise` rather than one fault each.
+fn bytes_of(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyBytes>> {
     const LARGE: usize = 1 << 20;
     if data.len() < LARGE {
-        return Ok(PyBytes::new(py, data));
+        return Ok(PyBytes::new(py, &data));
     }
     let len = ffi::Py_ssize_t::try_from(data.len())
         .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("output too large"))?;
@@ -420,7 +421,7 @@ fn bytes_of<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
     let obj = obj.cast_into::<PyBytes>()?;
     // SAFETY: the object is a bytes object of `len` bytes that no one else has seen.
     let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
-    py.detach(|| {
+    py.detach(move || {
         const PAGE: usize = 4096;
         let (from, to) = (dst.next_multiple_of(PAGE), (dst + data.len()) / PAGE * PAGE);
         if from < to {
@@ -432,6 +433,7 @@ fn bytes_of<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> 
         // SAFETY: `dst` is the start of the object's `len`-byte buffer, which `data` (a Rust
         // slice) cannot overlap; the object is alive (owned by `obj`) and unseen by others.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        drop(data);
     });
     Ok(obj)
 }
