@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python module, in a virtual environment of its own inside the build directory
 # (target/py-venv: created when missing, reused after; the system interpreter is left alone):
-# installs what it needs (maturin, pytest), builds and installs ./python as the module `popen`,
+# installs what it needs (maturin, pytest, mypy), builds and installs ./python as the module `popen`,
 # runs its tests, then CPython's own test_subprocess (with install(fork_exec_only=True), then
 # with install()), test_asyncio.test_subprocess and test_posix spawn tests on it.
 # PYTHON (default python3) is the interpreter the environment is made from.
