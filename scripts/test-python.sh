@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python module, in a virtual environment of its own inside the build directory
 # (target/py-venv: created when missing, reused after; the system interpreter is left alone):
-# installs what it needs (maturin, pytest), builds and installs ./python as the module `popen`,
-# runs its tests, then CPython's own test_subprocess and test_posix spawn tests on it.
+# installs what it needs (maturin, pytest, mypy), builds and installs ./python as the module `popen`,
+# runs its tests, then CPython's own test_subprocess (with install(fork_exec_only=True), then
+# with install()), test_asyncio.test_subprocess and test_posix spawn tests on it.
 # PYTHON (default python3) is the interpreter the environment is made from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ PACKAGES=(
     "maturin>=1.9.4,<2"
     pytest
     hypothesis
+    mypy  # checks the type stubs (python/tests/test_stubs.py)
 )
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -42,6 +44,8 @@ echo "== python: install ${PACKAGES[*]}; build and install ./python"
 "$VPY" -m pip install --quiet --no-build-isolation --force-reinstall --no-deps ./python
 echo "== python: module tests"
 "$VPY" -m pytest -q -p no:cacheprovider python/tests
-echo "== python: CPython's test_subprocess on popen"
+echo "== python: CPython's test_subprocess on popen (fork_exec only, then with communicate and wait)"
 "$VPY" scripts/cpython_conformance.py
+echo "== python: CPython's test_asyncio.test_subprocess on popen, unchanged"
+"$VPY" scripts/cpython_conformance.py --test test_asyncio.test_subprocess --mode full
 "$VPY" scripts/cpython_posix_spawn_conformance.py  # CPython's test_posix spawn tests on popen

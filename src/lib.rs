@@ -45,8 +45,10 @@
 #![cfg(unix)]
 
 mod audit;
+mod capture;
 mod command;
 mod communicate;
+mod communicator;
 mod error;
 mod exec;
 mod lines;
@@ -68,8 +70,10 @@ pub mod tokio;
 mod wait_set;
 
 pub use audit::{add_audit_hook, AuditEvent};
+pub use capture::{CaptureLimit, CaptureOptions};
 pub use command::Command;
-pub use communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
+pub use communicate::DEFAULT_GRACE_PERIOD;
+pub use communicator::{ChildPipes, Communicator, PipeEvent};
 pub use error::{SpawnError, Step};
 pub use lines::Lines;
 pub use outcome::{

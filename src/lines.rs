@@ -4,7 +4,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::communicate::{CommState, Pumped, Stop};
+use crate::communicate::{CommState, Pumped};
+use crate::communicator::Stop;
 use crate::outcome::{CommunicateError, Output};
 use crate::popen::Popen;
 use crate::text::{DecodeError, Stream};
@@ -139,7 +140,7 @@ impl<'a> Lines<'a> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stderr(&self) -> &[u8] {
-        self.st.as_ref().map_or(&[], |st| &st.out[1].buf[..])
+        self.st.as_ref().map_or(&[], |st| &st.comm.out[1].buf[..])
     }
 
     /// The next line as raw bytes, with its `"\n"` (the last line may lack one).
@@ -172,7 +173,7 @@ impl<'a> Lines<'a> {
 
     fn next_in(&mut self, st: &mut CommState) -> Option<Result<Vec<u8>, CommunicateError>> {
         loop {
-            let out = &mut st.out[0];
+            let out = &mut st.comm.out[0];
             // A kill on timeout moves the buffer out.
             self.scan = self.scan.min(out.buf.len());
             if let Some(i) = out.buf[self.scan..].iter().position(|&b| b == b'\n') {
@@ -187,13 +188,13 @@ impl<'a> Lines<'a> {
             let len = out.buf.len();
             match self
                 .popen
-                .pump(st, None, &mut 0, self.deadline, Stop::StdoutPast(len))
+                .pump(st, None, self.deadline, Stop::StdoutPast(len))
             {
                 Ok(Pumped::Done) => {}
                 Ok(Pumped::TimedOut) => {
                     return Some(Err(self.popen.stopped_early(st, None, self.timeout)))
                 }
-                Ok(Pumped::Over(_)) if st.out[0].buf[self.scan..].contains(&b'\n') => {
+                Ok(Pumped::Over(_)) if st.comm.out[0].buf[self.scan..].contains(&b'\n') => {
                     // Complete lines arrived with the bytes that went over the cap: hand
                     // them out first; the cap is reported when no whole line is left.
                     continue;
@@ -212,7 +213,7 @@ impl<'a> Lines<'a> {
 
     /// Hands out the stdout bytes up to `end`, compacting the buffer now and then.
     fn hand_out(&mut self, st: &mut CommState, end: usize) -> Vec<u8> {
-        let out = &mut st.out[0];
+        let out = &mut st.comm.out[0];
         let line = out.buf[out.taken..end].to_vec();
         out.taken = end;
         self.scan = end;
@@ -245,7 +246,7 @@ impl Iterator for Lines<'_> {
     type Item = io::Result<String>;
 
     fn next(&mut self) -> Option<io::Result<String>> {
-        let start = self.base + self.st.as_ref().map_or(0, |st| st.out[0].taken);
+        let start = self.base + self.st.as_ref().map_or(0, |st| st.comm.out[0].taken);
         let mut line = match self.next_bytes()? {
             Ok(line) => line,
             Err(e) => return Some(Err(e.into())),
@@ -269,7 +270,7 @@ impl Drop for Lines<'_> {
             self.popen.put_io_state(st);
             // Give the read ends back in blocking mode; stdin was never touched.
             let stdin = self.popen.stdin.take();
-            self.popen.set_pipes_nonblocking(false);
+            self.popen.set_pipes_blocking();
             self.popen.stdin = stdin;
         }
     }

@@ -6,8 +6,9 @@ use std::ffi::{OsStr, OsString};
 use std::mem;
 use std::time::Duration;
 
+use crate::capture::{CaptureLimit, CaptureOptions};
 use crate::command::Command;
-use crate::communicate::{CaptureLimit, CaptureOptions, DEFAULT_GRACE_PERIOD};
+use crate::communicate::DEFAULT_GRACE_PERIOD;
 use crate::error::SpawnError;
 use crate::outcome::{CalledProcessError, CommunicateError, Output, RunError};
 use crate::popen::Popen;

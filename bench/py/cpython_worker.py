@@ -6,6 +6,11 @@ N MiB (so the process that spawns has that resident size), prints one JSON line
 `{"ready": ...}`, then answers one JSON request per line on stdin with one JSON reply per line
 on stdout, until `{"op": "quit"}` or end of input. The replies carry the raw numbers; the
 benchmark computes every statistic.
+
+Each request names its variant: `cpython` runs on stock CPython, `cpython-popen` (its twin)
+with the popen module installed (`popen.install()`: children started by the engine,
+`Popen._communicate` and `Popen._wait` on the engine's loop and a pidfd), the same code either
+way. The twin fails where the popen module is not importable.
 """
 
 import json
@@ -15,6 +20,11 @@ import subprocess
 import sys
 import threading
 import time
+
+try:
+    import popen
+except ImportError:
+    popen = None
 
 MIB = 1 << 20
 
@@ -84,7 +94,8 @@ def spawn_batch(req):
         "count": sum(counts),
         "secs": elapsed,
         "cpu_ns": cpu1 - cpu0,
-        "path": "vfork (_posixsubprocess)",
+        "path": "engine (popen.fork_exec)" if popen and popen.installed()
+        else "vfork (_posixsubprocess)",
     }
 
 
@@ -104,7 +115,9 @@ def _timed(fn):
 
 
 def capture(req):
-    p, reply = _timed(lambda: subprocess.run(["/bin/cat", req["file"]], stdout=subprocess.PIPE))
+    # capture_output: stdout and stderr piped, as programs capture (CPython's communicate
+    # loop; with stdout alone, run() reads it with one read() to end of file).
+    p, reply = _timed(lambda: subprocess.run(["/bin/cat", req["file"]], capture_output=True))
     if p.returncode != 0 or len(p.stdout) != req["bytes"]:
         raise RuntimeError("cat returned %d with %d bytes" % (p.returncode, len(p.stdout)))
     reply["bytes"] = len(p.stdout)
@@ -167,6 +180,16 @@ OPS = {
 }
 
 
+def select_variant(variant):
+    """Stock CPython for `cpython`, popen installed for `cpython-popen`."""
+    if variant == "cpython-popen":
+        if popen is None:
+            raise RuntimeError("the popen module is not importable by %s" % sys.executable)
+        popen.install()
+    elif popen is not None:
+        popen.uninstall()
+
+
 def main():
     rss_mib = 0
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-mib":
@@ -187,6 +210,7 @@ def main():
         "ready": True,
         "rss_kib": rss_kib(),
         "version": "CPython " + sys.version.split()[0],
+        "popen": popen.__version__ if popen else None,
         "ballast": len(ballast),
     }
     proto_out.write(json.dumps(ready) + "\n")
@@ -196,6 +220,7 @@ def main():
         if req["op"] == "quit":
             break
         try:
+            select_variant(req.get("variant", "cpython"))
             reply = OPS[req["op"]](req)
         except Exception as e:
             reply = {"error": "%s: %r" % (type(e).__name__, e)}

@@ -7,7 +7,8 @@
 //!
 //! Every variant runs in a worker process that first allocates and touches the scenario's
 //! parent memory: a Rust worker (this binary with `--worker`) for the Rust variants and a
-//! Python worker (`py/cpython_worker.py`) for CPython. The two workers of one memory size live
+//! Python worker (`py/cpython_worker.py`) for CPython, stock (`cpython`) and with the popen
+//! module installed (`cpython-popen`, its twin). The two workers of one memory size live
 //! side by side, so the variants are interleaved: each batch visits every variant once, in an
 //! order rotated from batch to batch.
 
@@ -29,7 +30,7 @@ use serde_json::{json, Value};
 use report::{Sample, Samples};
 
 /// Every variant, in table order.
-pub const VARIANTS: [&str; 9] = [
+pub const VARIANTS: [&str; 10] = [
     "popen-auto",
     "popen-posix_spawn",
     "popen-vfork",
@@ -38,6 +39,7 @@ pub const VARIANTS: [&str; 9] = [
     "subprocess",
     "duct",
     "cpython",
+    "cpython-popen",
     "raw",
 ];
 
@@ -130,6 +132,24 @@ fn bench_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python of the CPython variants: `$POPEN_BENCH_PYTHON`, else the environment that
+/// scripts/test-python.sh makes (`target/py-venv`, where the popen module is installed, for the
+/// `cpython-popen` twin), else `python3` on `PATH`.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("POPEN_BENCH_PYTHON") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bench_dir().join("..").join("target"));
+    let venv = target.join("py-venv").join("bin").join("python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// One worker process and its protocol pipes.
 struct Worker {
     name: String,
@@ -162,7 +182,7 @@ impl Worker {
     }
 
     fn python(rss_mib: usize) -> io::Result<Worker> {
-        let mut cmd = Command::new("python3");
+        let mut cmd = Command::new(python());
         cmd.arg(bench_dir().join("py").join("cpython_worker.py"))
             .args(["--rss-mib", &rss_mib.to_string()]);
         Worker::start(format!("python worker ({rss_mib} MiB)"), cmd)
@@ -205,17 +225,18 @@ impl Workers {
         let r = rust.read_reply()?;
         let p = python.read_reply()?;
         eprintln!(
-            "  workers ready: rust RSS {} MiB, python RSS {} MiB ({})",
+            "  workers ready: rust RSS {} MiB, python RSS {} MiB ({}, popen module {})",
             r["rss_kib"].as_u64().unwrap_or(0) / 1024,
             p["rss_kib"].as_u64().unwrap_or(0) / 1024,
             p["version"].as_str().unwrap_or("?"),
+            p["popen"].as_str().unwrap_or("not importable"),
         );
         Ok(Workers { rust, python })
     }
 
     fn call(&mut self, variant: &str, mut req: Value) -> Result<Value, String> {
         req["variant"] = json!(variant);
-        if variant == "cpython" {
+        if variant.starts_with("cpython") {
             self.python.call(&req)
         } else {
             self.rust.call(&req)
@@ -228,7 +249,7 @@ impl Workers {
     }
 }
 
-/// Every variant, starting at `start` (mod 9): the order of one batch.
+/// Every variant, starting at `start` (mod their number): the order of one batch.
 fn rotated(start: usize) -> impl Iterator<Item = &'static str> {
     (0..VARIANTS.len()).map(move |i| VARIANTS[(start + i) % VARIANTS.len()])
 }

@@ -134,6 +134,7 @@ fn wait_call(variant: &str) -> &'static str {
         "subprocess" => "`Job::wait_timeout(10 s)`",
         "duct" => "`Handle::wait_timeout(10 s)`",
         "cpython" => "`Popen.wait(timeout=10)`",
+        "cpython-popen" => "`Popen.wait(timeout=10)`, `popen.install()` (pidfd + poll)",
         _ => "`waitpid` (blocking)",
     }
 }
@@ -623,6 +624,7 @@ impl Report<'_> {
             goal: "≤ 2".into(),
             holds: wk.map(|w| w.max <= 2.0),
         });
+        t.extend(python_targets(s));
         let best = best_peer(s, "many", 0, false);
         let ours = s.median("many", 0, auto);
         t.push(Target {
@@ -676,6 +678,75 @@ impl Report<'_> {
         crate::plot::spawn_rate(&dir.join("spawn_rate.png"), self.samples, self.rss_levels)
             .map_err(std::io::Error::other)
     }
+}
+
+/// CPython with `popen.install()` (`cpython-popen`) against stock CPython (`cpython`), side by
+/// side in the same Python worker.
+fn python_targets(s: &Samples) -> Vec<Target> {
+    let (ours, stock) = ("cpython-popen", "cpython");
+    let twin = |what: &str, scenario: &str, goal: f64| {
+        let paired = s.paired_ratio(scenario, 0, ours, stock);
+        Target {
+            what: what.into(),
+            measured: paired.map_or("not measured".into(), |p| {
+                format!(
+                    "{:.3}× (per batch {:.3}–{:.3}, n={}; {} vs {} MB/s)",
+                    p.median,
+                    p.min,
+                    p.max,
+                    p.n,
+                    s.median(scenario, 0, ours).map_or("-".into(), fmt_num),
+                    s.median(scenario, 0, stock).map_or("-".into(), fmt_num),
+                )
+            }),
+            goal: format!("≥ {goal:.2}×"),
+            holds: paired.map(|p| p.median >= goal),
+        }
+    };
+    let lat = |v| s.stats("wait_latency", 0, v, "latency_us");
+    let wk = |v| s.stats("wait_latency", 0, v, "wakeups");
+    vec![
+        twin(
+            "CPython run(capture_output=True) of 512 MiB: popen.install() MB/s vs stock",
+            "capture",
+            3.0,
+        ),
+        twin(
+            "CPython run(input=256 MiB) through cat: popen.install() MB/s vs stock",
+            "duplex",
+            2.0,
+        ),
+        Target {
+            what: "CPython wait(timeout=10), child exits after 200 ms: popen.install() \
+                   latency after the exit (median; stock for comparison)"
+                .into(),
+            measured: lat(ours).map_or("not measured".into(), |l| {
+                format!(
+                    "{:.3} ms (max {:.3}; stock {})",
+                    l.median / 1e3,
+                    l.max / 1e3,
+                    lat(stock).map_or("-".into(), |x| format!("{:.3} ms", x.median / 1e3))
+                )
+            }),
+            goal: "≤ 1.000 ms".into(),
+            holds: lat(ours).map(|l| l.median <= 1000.0),
+        },
+        Target {
+            what: "CPython wait(timeout=10), child exits after 200 ms: popen.install() \
+                   wakeups of the waiter (max over runs; stock for comparison)"
+                .into(),
+            measured: wk(ours).map_or("not measured".into(), |w| {
+                format!(
+                    "{:.0} (median {:.0}; stock median {})",
+                    w.max,
+                    w.median,
+                    wk(stock).map_or("-".into(), |x| format!("{:.0}", x.median))
+                )
+            }),
+            goal: "≤ 2".into(),
+            holds: wk(ours).map(|w| w.max <= 2.0),
+        },
+    ]
 }
 
 /// The best peer: the highest median (`higher_is_better`) or the lowest.

@@ -6,14 +6,20 @@
 //! [`popen::Command`](engine::Command): `posix_spawn` or a vfork-style child without the GIL,
 //! and `fork` only when a `preexec_fn` needs the interpreter in the child.
 //!
-//! `popen.install()` makes the running interpreter's `subprocess` module use it;
-//! `popen.uninstall()` restores CPython's; `popen.call_count()` counts the calls.
+//! `popen.install()` makes the running interpreter's `subprocess` module use it, and also puts
+//! `Popen._communicate` and `Popen._wait` on the engine's communicate loop and a pidfd wait
+//! (`install(fork_exec_only=True)` leaves them alone); `popen.uninstall()` restores CPython's;
+//! `popen.installed()` names what is in place; `popen.call_count()` and `popen.call_counts()`
+//! count the calls.
 #![deny(unsafe_code)]
 
+mod accelerate;
 mod args;
+mod communicate;
 mod fds;
 mod posix_spawn;
 mod spawn;
+mod wait;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -21,7 +27,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::{PySystemError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyFrozenSet, PyTuple};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -106,15 +112,17 @@ impl Drop for GcPause {
     }
 }
 
-/// install()
+/// install(fork_exec_only=False)
 /// --
 ///
-/// Make this interpreter's subprocess module start children with popen.fork_exec:
-/// replaces subprocess._fork_exec and _posixsubprocess.fork_exec. Calling it again does
-/// nothing.
+/// Put this interpreter's subprocess module on the popen engine: children start with
+/// popen.fork_exec (replaces subprocess._fork_exec and _posixsubprocess.fork_exec, and
+/// os.posix_spawn(p)), and, unless fork_exec_only, Popen._communicate and Popen._wait run on
+/// the engine's communicate loop and a pidfd wait, with the GIL released while they block.
+/// Calling it again makes the set of replacements the one asked for.
 #[pyfunction]
-#[pyo3(pass_module)]
-fn install(module: &Bound<'_, PyModule>) -> PyResult<()> {
+#[pyo3(pass_module, signature = (fork_exec_only = false))]
+fn install(module: &Bound<'_, PyModule>, fork_exec_only: bool) -> PyResult<()> {
     let py = module.py();
     let ours = module.getattr("fork_exec")?;
     let subprocess = py.import("subprocess")?;
@@ -129,15 +137,22 @@ fn install(module: &Bound<'_, PyModule>) -> PyResult<()> {
     subprocess.setattr("_fork_exec", &ours)?;
     posixsubprocess.setattr("fork_exec", &ours)?;
     posix_spawn::install(module)?;
-    Ok(())
+    if fork_exec_only {
+        accelerate::uninstall(module)
+    } else {
+        accelerate::install(module)
+    }
 }
 
 /// uninstall()
 /// --
 ///
-/// Restore the functions install() replaced. Does nothing if install() was not called.
+/// Restore the functions and methods install() replaced. Does nothing if install() was not
+/// called.
 #[pyfunction]
-fn uninstall(py: Python<'_>) -> PyResult<()> {
+#[pyo3(pass_module)]
+fn uninstall(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((subprocess_fe, posix_fe)) = saved.take() {
         py.import("subprocess")?
@@ -146,18 +161,54 @@ fn uninstall(py: Python<'_>) -> PyResult<()> {
             .setattr("fork_exec", posix_fe)?;
     }
     posix_spawn::uninstall(py)?;
-    Ok(())
+    accelerate::uninstall(module)
 }
 
 /// installed()
 /// --
 ///
-/// Whether subprocess currently starts children with popen.fork_exec.
+/// What of popen is in place, as a frozenset of names: "fork_exec" (subprocess starts
+/// children with popen.fork_exec), "posix_spawn" (os.posix_spawn and os.posix_spawnp are
+/// popen's), "communicate" and "wait" (Popen._communicate and Popen._wait are popen's).
+/// Empty, and so false, when nothing is.
 #[pyfunction]
 #[pyo3(pass_module)]
-fn installed(module: &Bound<'_, PyModule>) -> PyResult<bool> {
-    let current = module.py().import("subprocess")?.getattr("_fork_exec")?;
-    Ok(current.is(&module.getattr("fork_exec")?))
+fn installed<'py>(module: &Bound<'py, PyModule>) -> PyResult<Bound<'py, PyFrozenSet>> {
+    let py = module.py();
+    let mut names = Vec::new();
+    let current = py.import("subprocess")?.getattr("_fork_exec")?;
+    if current.is(&module.getattr("fork_exec")?) {
+        names.push("fork_exec");
+    }
+    if py
+        .import("os")?
+        .getattr("posix_spawn")?
+        .is(&module.getattr("posix_spawn")?)
+    {
+        names.push("posix_spawn");
+    }
+    names.extend(accelerate::installed(module)?);
+    PyFrozenSet::new(py, names)
+}
+
+/// call_counts()
+/// --
+///
+/// How many times each replacement has run in this process, as a dict: "fork_exec",
+/// "posix_spawn" (os.posix_spawn and os.posix_spawnp), "communicate" and "wait" (the calls
+/// the engine served, not those handed to CPython's own methods).
+#[pyfunction]
+#[pyo3(pass_module)]
+fn call_counts<'py>(module: &Bound<'py, PyModule>) -> PyResult<Bound<'py, PyDict>> {
+    let counts = PyDict::new(module.py());
+    counts.set_item("fork_exec", CALLS.load(Ordering::Relaxed))?;
+    counts.set_item(
+        "posix_spawn",
+        module.call_method0("posix_spawn_call_count")?,
+    )?;
+    counts.set_item("communicate", communicate::CALLS.load(Ordering::Relaxed))?;
+    counts.set_item("wait", wait::CALLS.load(Ordering::Relaxed))?;
+    Ok(counts)
 }
 
 /// call_count()
@@ -200,8 +251,25 @@ fn popen_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(uninstall, m)?)?;
     m.add_function(wrap_pyfunction!(installed, m)?)?;
     m.add_function(wrap_pyfunction!(call_count, m)?)?;
+    m.add_function(wrap_pyfunction!(call_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(communicate::communicate, m)?)?;
+    m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
     m.add_function(wrap_pyfunction!(set_spawn_path, m)?)?;
     posix_spawn::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The wheel is a package whose `__init__.py` star-imports this module (the layout that
+    // ships the type stubs): `__all__` makes that bring every name, the private ones that the
+    // replacements call included.
+    let names: Vec<String> = m
+        .dict()
+        .keys()
+        .iter()
+        .map(|k| k.extract::<String>())
+        .collect::<PyResult<_>>()?;
+    let exported: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with("__") || *n == "__version__")
+        .collect();
+    m.add("__all__", exported)?;
     Ok(())
 }

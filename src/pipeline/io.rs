@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::error::{PipelineError, PipelineErrorKind};
 use super::handle::PipelineChild;
 use super::status::{PipelineOutput, StageReport};
-use crate::communicate::CaptureLimit;
+use crate::capture::CaptureLimit;
 use crate::popen::Popen;
 use crate::run::RunOptions;
 use crate::status::ExitStatus;

@@ -48,6 +48,28 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::R
     }
 }
 
+/// [`poll`], except that a signal that interrupts the sleep returns `None`, so that the caller
+/// can run its signal handlers (then call again: the deadline is absolute).
+pub(crate) fn poll_or_signal(
+    fds: &mut [libc::pollfd],
+    deadline: Option<Instant>,
+) -> io::Result<Option<usize>> {
+    loop {
+        let ms = timeout_ms(deadline);
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+        match cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Some(0));
+                }
+            }
+            Ok(n) => return Ok(Some(n as usize)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// How much of a buffer's allocation is known to be faulted in, so that each page is populated
 /// once however many reads land in it.
 #[derive(Default)]

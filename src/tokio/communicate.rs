@@ -16,7 +16,7 @@ use ::tokio::time::Instant;
 
 use super::child::Child;
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
-use crate::communicate::{CaptureLimit, CaptureOptions};
+use crate::capture::{CaptureLimit, CaptureOptions};
 use crate::outcome::{CommunicateError, LimitExceeded, Output, TimeoutExpired};
 use crate::status::ExitStatus;
 use crate::sys;
