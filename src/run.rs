@@ -327,15 +327,25 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    completed(child.args().to_vec(), out, opts.check)
+}
+
+/// What `run` returns for a child started with `args` whose communication gave `out`:
+/// checked when `check` is set.
+pub(crate) fn completed(
+    args: Vec<OsString>,
+    out: Output,
+    check: bool,
+) -> Result<CompletedProcess, RunError> {
     let done = CompletedProcess {
-        args: child.args().to_vec(),
+        args,
         status: out.status,
         stdout: out.stdout,
         stderr: out.stderr,
         stdout_dropped: out.stdout_dropped,
         stderr_dropped: out.stderr_dropped,
     };
-    if opts.check {
+    if check {
         return Ok(done.check()?);
     }
     Ok(done)

@@ -65,18 +65,7 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let done = CompletedProcess {
-        args: child.args().to_vec(),
-        status: out.status,
-        stdout: out.stdout,
-        stderr: out.stderr,
-        stdout_dropped: out.stdout_dropped,
-        stderr_dropped: out.stderr_dropped,
-    };
-    if opts.check {
-        return Ok(done.check()?);
-    }
-    Ok(done)
+    crate::run::completed(child.args().to_vec(), out, opts.check)
 }
 
 /// Spawns `cmd` with the redirections `opts` asks for, as the sync `run` does.
