@@ -76,12 +76,14 @@ impl Popen {
         let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
         st.started = true;
         let failed = self.prepare_read_ends(&mut st).err();
+        // Lines an earlier iterator handed out may still sit at the front of the buffer.
+        let scan = st.comm.out[0].taken;
         Lines {
             popen: self,
             st: Some(st),
             deadline: None,
             timeout: Duration::ZERO,
-            scan: 0,
+            scan,
             base: 0,
             failed,
         }

@@ -385,6 +385,22 @@ fn lines_dropped_early_then_communicate_returns_the_rest() {
     assert_eq!(out.stdout, b"2\n3\n");
 }
 
+/// A second `lines()` after one dropped midway: the lines handed out stay at the front of the
+/// buffer when they came in one read, and must not be found again.
+#[test]
+fn lines_twice_resumes_after_the_lines_handed_out() {
+    let mut child = Command::new("printf")
+        .arg("1\\n2\\n3\\n")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the one write land before the first read.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(child.lines().next().unwrap().unwrap(), "1");
+    let rest: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest, ["2", "3"]);
+}
+
 #[test]
 fn lines_timeout() {
     let mut child = piped(&mut sh("echo one; exec sleep 30"));
