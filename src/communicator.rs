@@ -96,8 +96,9 @@ pub enum PipeEvent {
 pub(crate) enum Stop {
     /// Only on the events of [`Communicator::step`].
     Events,
-    /// Also as soon as stdout holds more than this many bytes, or is not given.
-    StdoutPast(usize),
+    /// Also as soon as a stream with `Some(len)` holds more than `len` bytes, or is not given
+    /// (indexed as [`STREAMS`]).
+    Past([Option<usize>; 2]),
 }
 
 /// What one output stream has produced so far.
@@ -300,8 +301,13 @@ impl Communicator {
         }
         let sigpipe = pipes.stdin.is_some().then(SigpipeGuard::new);
         loop {
-            if let Stop::StdoutPast(len) = stop {
-                if pipes.stdout.is_none() || self.out[0].buf.len() > len {
+            if let Stop::Past(lens) = stop {
+                let past = STREAMS.into_iter().zip(lens).any(|(s, len)| {
+                    len.is_some_and(|len| {
+                        pipes.read_end(s).is_none() || self.out[index(s)].buf.len() > len
+                    })
+                });
+                if past {
                     return Ok(PipeEvent::Finished);
                 }
             }

@@ -89,7 +89,8 @@ impl Popen {
         }
     }
 
-    fn prepare_read_ends(&mut self, st: &mut CommState) -> io::Result<()> {
+    /// Makes the read ends non-blocking (grown once as the options ask); stdin is left alone.
+    pub(crate) fn prepare_read_ends(&mut self, st: &mut CommState) -> io::Result<()> {
         // stdin is not ours here: prepare only the read ends.
         let stdin = self.stdin.take();
         let result = self.prepare_pipes(st);
@@ -190,7 +191,7 @@ impl<'a> Lines<'a> {
             let len = out.buf.len();
             match self
                 .popen
-                .pump(st, None, self.deadline, Stop::StdoutPast(len))
+                .pump(st, None, self.deadline, Stop::Past([Some(len), None]))
             {
                 Ok(Pumped::Done) => {}
                 Ok(Pumped::TimedOut) => {
