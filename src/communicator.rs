@@ -107,6 +107,8 @@ pub(crate) struct Capture {
     pub(crate) buf: Vec<u8>,
     /// Bytes at the front of `buf` already handed out (by [`Lines`](crate::Lines)).
     pub(crate) taken: usize,
+    /// Bytes of the stream no longer in `buf`: the stream offset of `buf[0]`.
+    pub(crate) consumed: usize,
     pub(crate) dropped: u64,
     tee_failed: bool,
     prefaulted: sys::poll::Prefaulted,
@@ -125,6 +127,7 @@ impl Capture {
 
     pub(crate) fn take(&mut self) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.buf);
+        self.consumed += buf.len();
         self.prefaulted = Default::default();
         if self.taken > 0 {
             buf.drain(..self.taken);

@@ -52,8 +52,6 @@ pub struct Lines<'a> {
     timeout: Duration,
     /// Where the search for the next newline resumes in the stdout buffer.
     scan: usize,
-    /// The stream offset of the first byte of the stdout buffer.
-    base: usize,
     /// An error from preparing the pipes, yielded by the first call.
     failed: Option<io::Error>,
 }
@@ -84,7 +82,6 @@ impl Popen {
             deadline: None,
             timeout: Duration::ZERO,
             scan,
-            base: 0,
             failed,
         }
     }
@@ -225,7 +222,7 @@ impl<'a> Lines<'a> {
             out.buf.drain(..taken);
             out.taken = 0;
             self.scan -= taken;
-            self.base += taken;
+            out.consumed += taken;
         }
         line
     }
@@ -249,7 +246,10 @@ impl Iterator for Lines<'_> {
     type Item = io::Result<String>;
 
     fn next(&mut self) -> Option<io::Result<String>> {
-        let start = self.base + self.st.as_ref().map_or(0, |st| st.comm.out[0].taken);
+        let start = self.st.as_ref().map_or(0, |st| {
+            let out = &st.comm.out[0];
+            out.consumed + out.taken
+        });
         let mut line = match self.next_bytes()? {
             Ok(line) => line,
             Err(e) => return Some(Err(e.into())),

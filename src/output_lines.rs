@@ -38,7 +38,7 @@ impl std::fmt::Display for Line {
     }
 }
 
-/// A line handed out: its stream, its offset in what the iterator has seen of the stream, and
+/// A line handed out: its stream, its offset in the stream, and
 /// its bytes with the newline.
 struct RawLine {
     stream: Stream,
@@ -53,8 +53,6 @@ struct Cursor {
     split: bool,
     /// Where the search for the next newline resumes in the stream's buffer.
     scan: usize,
-    /// The offset, in what this iterator has seen of the stream, of the buffer's first byte.
-    base: usize,
     /// The end of the next line, and the number of the pump that read its last byte.
     ready: Option<(u64, usize)>,
     /// The buffer's length when last looked at, and the number of the pump that last grew it.
@@ -362,7 +360,7 @@ impl<'a> OutputLines<'a> {
     fn hand_out(&mut self, st: &mut CommState, s: Stream, end: usize) -> RawLine {
         let out = &mut st.comm.out[index(s)];
         let c = &mut self.cursors[index(s)];
-        let start = c.base + out.taken;
+        let start = out.consumed + out.taken;
         let line = out.buf[out.taken..end].to_vec();
         out.taken = end;
         c.scan = end;
@@ -373,7 +371,7 @@ impl<'a> OutputLines<'a> {
             out.taken = 0;
             c.scan -= taken;
             c.seen -= taken;
-            c.base += taken;
+            out.consumed += taken;
         }
         RawLine {
             stream: s,

@@ -401,6 +401,21 @@ fn lines_twice_resumes_after_the_lines_handed_out() {
     assert_eq!(rest, ["2", "3"]);
 }
 
+/// A decode error in a second `lines()` names the offset in the stream, not in what the second
+/// iterator saw.
+#[test]
+fn lines_decode_offset_counts_the_lines_an_earlier_iterator_handed_out() {
+    let mut child = piped(&mut sh("echo 1; sleep 0.2; printf '\\377\\n'"));
+    assert_eq!(child.lines().next().unwrap().unwrap(), "1");
+    let err = child.lines().next().unwrap().unwrap_err();
+    let decode = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<popen::DecodeError>()
+        .unwrap();
+    assert_eq!((decode.stream(), decode.offset()), (Stream::Stdout, 2));
+}
+
 #[test]
 fn lines_timeout() {
     let mut child = piped(&mut sh("echo one; exec sleep 30"));

@@ -155,6 +155,24 @@ fn invalid_utf8_names_the_stream_and_its_offset_and_iteration_goes_on() {
 }
 
 #[test]
+fn decode_offsets_count_the_lines_an_earlier_iterator_handed_out() {
+    let mut child = both_piped("echo 1 >&2; sleep 0.2; printf 'ok\\n\\377\\n' >&2");
+    assert_eq!(
+        child.output_lines().next().unwrap().unwrap(),
+        line(Stream::Stderr, "1")
+    );
+    let mut lines = child.output_lines();
+    assert_eq!(lines.next().unwrap().unwrap(), line(Stream::Stderr, "ok"));
+    let err = lines.next().unwrap().unwrap_err();
+    let decode = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<DecodeError>()
+        .unwrap();
+    assert_eq!((decode.stream(), decode.offset()), (Stream::Stderr, 5));
+}
+
+#[test]
 fn a_stream_closed_early_leaves_the_other_going() {
     let mut child = both_piped("exec 1>&-; echo e1 >&2; sleep 0.2; echo e2 >&2");
     let seen = collect_all(&mut child);
