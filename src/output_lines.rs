@@ -76,8 +76,13 @@ struct Cursor {
 /// process's own streams.
 ///
 /// After the last line, [`finish`](Self::finish) waits for the child and returns its status.
-/// Dropping the iterator early keeps the state in the handle: a later
-/// [`communicate`](Popen::communicate) returns every byte not yet handed out as a line.
+///
+/// # Drop behavior
+///
+/// Dropping the iterator early keeps what it read in the handle and gives the pipes back in
+/// blocking mode: a later [`communicate`](Popen::communicate), or another line iterator, goes
+/// on with every byte not yet handed out as a line. The child is neither waited for nor
+/// signalled.
 ///
 /// # Examples
 ///
@@ -114,9 +119,16 @@ pub struct OutputLines<'a> {
     failed: Option<io::Error>,
 }
 
-/// An iterator over the lines of a child's stderr as they arrive, capturing stdout at the same
-/// time, made by [`Popen::stderr_lines`]. [`OutputLines`] with stdout captured, not split:
-/// the same line rules, timeout, [`finish`](Self::finish) and drop behavior.
+/// An iterator over the lines of a child's stderr as they arrive, made by
+/// [`Popen::stderr_lines`]. Meanwhile stdout is read into memory
+/// ([`stdout`](Self::stdout), bounded by the handle's caps), so a child that writes much to
+/// stdout cannot block. [`OutputLines`] with stdout captured rather than split: the same line
+/// rules, timeout and [`finish`](Self::finish).
+///
+/// # Drop behavior
+///
+/// As for [`OutputLines`]: a later [`communicate`](Popen::communicate) returns the stdout read so
+/// far and the rest of both streams.
 ///
 /// # Examples
 ///

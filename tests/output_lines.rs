@@ -88,7 +88,7 @@ fn big_outputs_on_both_streams_do_not_deadlock() {
 #[test]
 fn lines_in_arrival_order_across_streams() {
     let mut child =
-        both_piped("echo o1; sleep 0.1; echo e1 >&2; sleep 0.1; echo o2; sleep 0.1; echo e2 >&2");
+        both_piped("echo o1; sleep 0.3; echo e1 >&2; sleep 0.3; echo o2; sleep 0.3; echo e2 >&2");
     let seen = collect_all(&mut child);
     assert_eq!(
         seen,
@@ -112,7 +112,7 @@ fn partial_last_lines_and_crlf() {
 #[test]
 fn raw_bytes_keep_their_newlines() {
     // `b` is a line only at stdout's end of file, which comes after `c`.
-    let mut child = both_piped("printf 'a\\r\\nb'; sleep 0.1; printf 'c\\n' >&2; sleep 0.1");
+    let mut child = both_piped("printf 'a\\r\\nb'; sleep 0.3; printf 'c\\n' >&2; sleep 0.3");
     let mut lines = child.output_lines();
     assert_eq!(
         lines.next_bytes().unwrap().unwrap(),
@@ -180,7 +180,7 @@ fn a_stream_closed_early_leaves_the_other_going() {
     assert!(texts(&seen, Stream::Stdout).is_empty());
 
     let mut child =
-        both_piped("printf 'half' >&2; sleep 0.1; exec 2>&-; echo o1; sleep 0.2; echo o2");
+        both_piped("printf 'half' >&2; sleep 0.3; exec 2>&-; echo o1; sleep 0.2; echo o2");
     let seen = collect_all(&mut child);
     assert_eq!(
         seen,
@@ -189,6 +189,22 @@ fn a_stream_closed_early_leaves_the_other_going() {
             line(Stream::Stdout, "o1"),
             line(Stream::Stdout, "o2"),
         ]
+    );
+}
+
+/// A last line without a newline comes before a line of the other stream read later, even when
+/// the end of file that completes it is seen in the same read as that line.
+#[test]
+fn a_last_line_ranks_by_its_bytes_not_by_its_end_of_file() {
+    let mut child = both_piped("printf 'x\\nhalf' >&2; sleep 0.3; exec 2>&-; echo o1");
+    let mut lines = child.output_lines();
+    assert_eq!(lines.next().unwrap().unwrap(), line(Stream::Stderr, "x"));
+    // Both the end of stderr and stdout's line are waiting by the next read.
+    std::thread::sleep(Duration::from_millis(800));
+    let rest: Vec<Line> = (&mut lines).map(Result::unwrap).collect();
+    assert_eq!(
+        rest,
+        [line(Stream::Stderr, "half"), line(Stream::Stdout, "o1")]
     );
 }
 
@@ -333,4 +349,18 @@ fn a_cap_bounds_one_line_of_either_stream() {
     );
     drop(lines);
     child.kill().unwrap();
+}
+
+#[test]
+fn stderr_lines_dropped_midway_then_communicate_returns_the_rest() {
+    let mut child = both_piped("echo out1; echo err1 >&2; sleep 0.1; echo out2; echo err2 >&2");
+    {
+        let mut lines = child.stderr_lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "err1");
+    }
+    let out = child
+        .communicate(None, Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(out.stdout, b"out1\nout2\n");
+    assert_eq!(out.stderr, b"err2\n");
 }
