@@ -96,8 +96,9 @@ pub enum PipeEvent {
 pub(crate) enum Stop {
     /// Only on the events of [`Communicator::step`].
     Events,
-    /// Also as soon as stdout holds more than this many bytes, or is not given.
-    StdoutPast(usize),
+    /// Also as soon as a stream with `Some(len)` holds more than `len` bytes, or is not given
+    /// (indexed as [`STREAMS`]).
+    Past([Option<usize>; 2]),
 }
 
 /// What one output stream has produced so far.
@@ -106,6 +107,8 @@ pub(crate) struct Capture {
     pub(crate) buf: Vec<u8>,
     /// Bytes at the front of `buf` already handed out (by [`Lines`](crate::Lines)).
     pub(crate) taken: usize,
+    /// Bytes of the stream no longer in `buf`: the stream offset of `buf[0]`.
+    pub(crate) consumed: usize,
     pub(crate) dropped: u64,
     tee_failed: bool,
     prefaulted: sys::poll::Prefaulted,
@@ -124,6 +127,7 @@ impl Capture {
 
     pub(crate) fn take(&mut self) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.buf);
+        self.consumed += buf.len();
         self.prefaulted = Default::default();
         if self.taken > 0 {
             buf.drain(..self.taken);
@@ -300,8 +304,13 @@ impl Communicator {
         }
         let sigpipe = pipes.stdin.is_some().then(SigpipeGuard::new);
         loop {
-            if let Stop::StdoutPast(len) = stop {
-                if pipes.stdout.is_none() || self.out[0].buf.len() > len {
+            if let Stop::Past(lens) = stop {
+                let past = STREAMS.into_iter().zip(lens).any(|(s, len)| {
+                    len.is_some_and(|len| {
+                        pipes.read_end(s).is_none() || self.out[index(s)].buf.len() > len
+                    })
+                });
+                if past {
                     return Ok(PipeEvent::Finished);
                 }
             }

@@ -16,9 +16,10 @@
 //! recycled pid is ever hit), and never leaves a zombie.
 //!
 //! On top of the handle: [`Popen::communicate`] (deadlock-free, resumable after a timeout),
-//! [`Popen::lines`], and [`run`] with [`call`], [`check_call`], [`check_output`],
-//! [`getoutput`], [`getstatusoutput`], whose timeouts always return, even when a grandchild
-//! holds the pipes. Below it, [`posix_spawn`] is a safe `posix_spawn` layer of its own.
+//! [`Popen::lines`], [`Popen::output_lines`] (stdout and stderr lines tagged by stream), and
+//! [`run`] with [`call`], [`check_call`], [`check_output`], [`getoutput`], [`getstatusoutput`],
+//! whose timeouts always return, even when a grandchild holds the pipes. Below it,
+//! [`posix_spawn`] is a safe `posix_spawn` layer of its own.
 //!
 //! On top of those: [`Pipeline`]s (`a | b | c`, [`Command::pipe`]) with every stage's status
 //! ([`PipelineStatus`]: `last`, `pipefail`, `all_success`), one deadline and one poll loop for
@@ -53,6 +54,7 @@ mod error;
 mod exec;
 mod lines;
 mod outcome;
+mod output_lines;
 mod pipeline;
 mod popen;
 pub mod posix_spawn;
@@ -79,6 +81,7 @@ pub use lines::Lines;
 pub use outcome::{
     CalledProcessError, CommunicateError, LimitExceeded, Output, RunError, TimeoutExpired,
 };
+pub use output_lines::{Line, OutputLines, StderrLines};
 pub use pipeline::{
     Pipeline, PipelineChild, PipelineError, PipelineErrorKind, PipelineOutput, PipelineStatus,
     StageCommand, StageReport,

@@ -52,8 +52,6 @@ pub struct Lines<'a> {
     timeout: Duration,
     /// Where the search for the next newline resumes in the stdout buffer.
     scan: usize,
-    /// The stream offset of the first byte of the stdout buffer.
-    base: usize,
     /// An error from preparing the pipes, yielded by the first call.
     failed: Option<io::Error>,
 }
@@ -76,18 +74,20 @@ impl Popen {
         let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
         st.started = true;
         let failed = self.prepare_read_ends(&mut st).err();
+        // Lines an earlier iterator handed out may still sit at the front of the buffer.
+        let scan = st.comm.out[0].taken;
         Lines {
             popen: self,
             st: Some(st),
             deadline: None,
             timeout: Duration::ZERO,
-            scan: 0,
-            base: 0,
+            scan,
             failed,
         }
     }
 
-    fn prepare_read_ends(&mut self, st: &mut CommState) -> io::Result<()> {
+    /// Makes the read ends non-blocking (grown once as the options ask); stdin is left alone.
+    pub(crate) fn prepare_read_ends(&mut self, st: &mut CommState) -> io::Result<()> {
         // stdin is not ours here: prepare only the read ends.
         let stdin = self.stdin.take();
         let result = self.prepare_pipes(st);
@@ -188,7 +188,7 @@ impl<'a> Lines<'a> {
             let len = out.buf.len();
             match self
                 .popen
-                .pump(st, None, self.deadline, Stop::StdoutPast(len))
+                .pump(st, None, self.deadline, Stop::Past([Some(len), None]))
             {
                 Ok(Pumped::Done) => {}
                 Ok(Pumped::TimedOut) => {
@@ -222,7 +222,7 @@ impl<'a> Lines<'a> {
             out.buf.drain(..taken);
             out.taken = 0;
             self.scan -= taken;
-            self.base += taken;
+            out.consumed += taken;
         }
         line
     }
@@ -246,7 +246,10 @@ impl Iterator for Lines<'_> {
     type Item = io::Result<String>;
 
     fn next(&mut self) -> Option<io::Result<String>> {
-        let start = self.base + self.st.as_ref().map_or(0, |st| st.comm.out[0].taken);
+        let start = self.st.as_ref().map_or(0, |st| {
+            let out = &st.comm.out[0];
+            out.consumed + out.taken
+        });
         let mut line = match self.next_bytes()? {
             Ok(line) => line,
             Err(e) => return Some(Err(e.into())),

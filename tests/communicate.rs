@@ -385,6 +385,37 @@ fn lines_dropped_early_then_communicate_returns_the_rest() {
     assert_eq!(out.stdout, b"2\n3\n");
 }
 
+/// A second `lines()` after one dropped midway: the lines handed out stay at the front of the
+/// buffer when they came in one read, and must not be found again.
+#[test]
+fn lines_twice_resumes_after_the_lines_handed_out() {
+    let mut child = Command::new("printf")
+        .arg("1\\n2\\n3\\n")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the one write land before the first read.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(child.lines().next().unwrap().unwrap(), "1");
+    let rest: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest, ["2", "3"]);
+}
+
+/// A decode error in a second `lines()` names the offset in the stream, not in what the second
+/// iterator saw.
+#[test]
+fn lines_decode_offset_counts_the_lines_an_earlier_iterator_handed_out() {
+    let mut child = piped(&mut sh("echo 1; sleep 0.2; printf '\\377\\n'"));
+    assert_eq!(child.lines().next().unwrap().unwrap(), "1");
+    let err = child.lines().next().unwrap().unwrap_err();
+    let decode = err
+        .get_ref()
+        .unwrap()
+        .downcast_ref::<popen::DecodeError>()
+        .unwrap();
+    assert_eq!((decode.stream(), decode.offset()), (Stream::Stdout, 2));
+}
+
 #[test]
 fn lines_timeout() {
     let mut child = piped(&mut sh("echo one; exec sleep 30"));
