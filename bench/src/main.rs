@@ -600,6 +600,7 @@ fn report_again(path: &Path, out: &Path) -> Result<(), String> {
         machine: v["machine"].as_str().unwrap_or("?"),
         date: v["date"].as_str().unwrap_or("?"),
         quick: v["mode"] == "quick",
+        partial: v["partial"].as_bool().unwrap_or(false),
         wall: Duration::from_secs_f64(v["wall_secs"].as_f64().unwrap_or(0.0)),
         rss_levels: &levels,
         failures: &failures,
@@ -719,6 +720,7 @@ fn main() {
         machine: &machine,
         date: &date,
         quick,
+        partial: run.cfg.only.is_some(),
         wall,
         rss_levels: &run.cfg.rss_levels,
         failures: &run.failures,
@@ -730,7 +732,7 @@ fn main() {
     print!("{}", rep.markdown());
     if !quick {
         for line in rep.targets() {
-            println!("{}", line.render(true));
+            println!("{}", line.render(true, rep.partial));
         }
     }
     println!(

@@ -187,8 +187,9 @@ pub struct Target {
 
 impl Target {
     /// The target's line; `judged` is false in a quick run, whose numbers mean nothing, so the
-    /// line says so instead of "holds" or "misses".
-    pub fn render(&self, judged: bool) -> String {
+    /// line says so instead of "holds" or "misses". In a `partial` run (`--only`) a target
+    /// with no measurement was not run.
+    pub fn render(&self, judged: bool, partial: bool) -> String {
         format!(
             "target: {}: {} (goal {}): {}",
             self.what,
@@ -197,6 +198,7 @@ impl Target {
             match (judged, self.holds) {
                 (false, _) => "not judged (quick)",
                 (true, Some(true)) => "holds",
+                (true, None) if partial => "not run (--only)",
                 (true, _) => "misses",
             }
         )
@@ -266,6 +268,9 @@ pub struct Report<'a> {
     pub machine: &'a str,
     pub date: &'a str,
     pub quick: bool,
+    /// Only some scenarios ran (`--only`): a target none of them measured was not run, not
+    /// missed.
+    pub partial: bool,
     pub wall: Duration,
     pub rss_levels: &'a [usize],
     pub failures: &'a [String],
@@ -480,7 +485,7 @@ impl Report<'_> {
             }
         );
         for t in &targets {
-            let _ = writeln!(out, "{}", t.render(!self.quick));
+            let _ = writeln!(out, "{}", t.render(!self.quick, self.partial));
         }
         out.push_str("```\n");
         out
@@ -659,6 +664,7 @@ impl Report<'_> {
             .collect();
         json!({
             "mode": if self.quick { "quick" } else { "full" },
+            "partial": self.partial,
             "date": self.date,
             "machine": self.machine,
             "wall_secs": self.wall.as_secs_f64(),
@@ -786,6 +792,7 @@ mod tests {
             machine: "test machine",
             date: "today",
             quick,
+            partial: false,
             wall: Duration::from_secs(1),
             rss_levels: &[0],
             failures: &[],
@@ -804,6 +811,22 @@ mod tests {
         }
         let json = report(&samples, true).json();
         assert!(json["targets"][0]["holds"].is_null(), "{json}");
+    }
+
+    /// A run of some scenarios (`--only`) says a target it did not measure was not run.
+    #[test]
+    fn partial_run_says_an_unmeasured_target_was_not_run() {
+        let samples = Samples::default();
+        let rep = Report {
+            partial: true,
+            ..report(&samples, false)
+        };
+        let md = rep.markdown();
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("target: ")).collect();
+        assert!(!lines.is_empty(), "{md}");
+        for l in &lines {
+            assert!(l.ends_with(": not run (--only)"), "{l}");
+        }
     }
 
     /// A full run judges every target; one without measurements misses.
