@@ -59,7 +59,7 @@ impl<'a> AuditEvent<'a> {
 }
 
 /// Adds a process-wide hook, called before every spawn from now on. A hook that returns an
-/// error refuses the spawn: [`Command::spawn`] fails with [`Step::Audit`] and that error, and
+/// error refuses the spawn: [`Command::spawn`](crate::Command::spawn) fails with [`Step::Audit`] and that error, and
 /// nothing is created. Hooks cannot be removed (as in CPython).
 ///
 /// # Examples

@@ -35,10 +35,10 @@ const DEFAULT_PIPE_SIZE: usize = 1 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CaptureLimit {
     /// Keep at most this many bytes; one more is an error
-    /// ([`LimitExceeded`]) that carries the bytes kept.
+    /// ([`LimitExceeded`](crate::LimitExceeded)) that carries the bytes kept.
     Error(usize),
     /// Keep the first this many bytes; read and drop the rest, so the child runs on unaware.
-    /// The bytes dropped are counted in [`Output::stdout_dropped`] / [`Output::stderr_dropped`].
+    /// The bytes dropped are counted in [`Output::stdout_dropped`](crate::Output::stdout_dropped) / [`Output::stderr_dropped`](crate::Output::stderr_dropped).
     Truncate(usize),
 }
 
