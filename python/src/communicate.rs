@@ -13,11 +13,11 @@
 //! closed when it is finished; the output of a stream that produced nothing is `None` in a
 //! `TimeoutExpired` until its end of file.
 //!
-//! The loop's state — the `Communicator`, with the output read so far and the input offset —
-//! lives on the `Popen` object between calls, so a call after a timeout resumes without losing
-//! or repeating a byte. Whenever a call leaves early (timeout, signal handler exception, error)
-//! the same state is also written where CPython keeps it (`_fileobj2output`, `_input_offset`),
-//! so CPython's own `_communicate` could resume it. A communication that CPython's
+//! The loop's state — the `Communicator` with the input offset, and the `bytes` objects
+//! holding the output read so far — lives on the `Popen` object between calls, so a call after
+//! a timeout resumes without losing or repeating a byte. Whenever a call leaves early (timeout,
+//! signal handler exception, error) the same state is also written where CPython keeps it
+//! (`_fileobj2output`, `_input_offset`), so CPython's own `_communicate` could resume it. A communication that CPython's
 //! `_communicate` began, and input that is not a plain byte buffer, go to CPython's
 //! `_communicate` whole.
 //!
@@ -61,10 +61,10 @@ struct State {
     out: [Filling; 2],
 }
 
-/// The room given to a stream's `bytes` object before its first read. Smaller than a large
-/// `malloc` (so a short output costs no `mmap`), large enough that a pipe of the default size
-/// fits twice.
-const FIRST_ROOM: usize = 128 << 10;
+/// The room given to a stream's `bytes` object before its first read: a pipe of the default
+/// size, and below glibc's first `mmap` threshold (128 KiB), so a short output costs no
+/// `mmap`/`munmap`. Larger outputs double it.
+const FIRST_ROOM: usize = 64 << 10;
 
 extern "C" {
     /// CPython's resize of a `bytes` object that only its caller references (public in
@@ -92,11 +92,9 @@ impl Filling {
     fn make_room(&mut self, py: Python<'_>) -> PyResult<()> {
         let room = match &self.obj {
             None => FIRST_ROOM,
-            Some(obj) if obj.bind(py).as_bytes().len() == self.filled => self
-                .filled
-                .checked_mul(2)
-                .unwrap_or(usize::MAX)
-                .max(FIRST_ROOM),
+            Some(obj) if obj.bind(py).as_bytes().len() == self.filled => {
+                self.filled.saturating_mul(2).max(FIRST_ROOM)
+            }
             Some(_) => return Ok(()),
         };
         self.obj = Some(match self.obj.take() {
@@ -500,18 +498,23 @@ fn mirror<'py>(
     }
     let map = popen.getattr("_fileobj2output")?;
     let mut seqs = [py.None().into_bound(py), py.None().into_bound(py)];
-    for i in 0..2 {
-        if let Some(f) = &files.out[i] {
+    for ((file, out), (eof, seq)) in files
+        .out
+        .iter()
+        .zip(&st.out)
+        .zip(st.eof.iter().zip(&mut seqs))
+    {
+        if let Some(f) = file {
             let list = PyList::empty(py);
-            let data = st.out[i].bytes(py);
+            let data = out.bytes(py);
             if !data.is_empty() {
                 list.append(PyBytes::new(py, data))?;
             }
-            if st.eof[i] {
+            if *eof {
                 list.append(PyBytes::new(py, b""))?;
             }
             map.set_item(f, &list)?;
-            seqs[i] = list.into_any();
+            *seq = list.into_any();
         }
     }
     Ok(seqs)
