@@ -318,9 +318,13 @@ impl Popen {
     ) -> io::Result<Pumped> {
         loop {
             let pipes = self.pipes(input.is_some());
-            let event = st
-                .comm
-                .step_until(pipes, input.unwrap_or_default(), deadline, stop)?;
+            let event = st.comm.step_until(
+                pipes,
+                input.unwrap_or_default(),
+                deadline,
+                stop,
+                [None, None],
+            )?;
             match event {
                 PipeEvent::InputDone => self.stdin = None,
                 PipeEvent::Eof(Stream::Stdout) => self.stdout = None,
@@ -328,8 +332,9 @@ impl Popen {
                 PipeEvent::Finished => return Ok(Pumped::Done),
                 PipeEvent::TimedOut => return Ok(Pumped::TimedOut),
                 PipeEvent::LimitExceeded(s) => return Ok(Pumped::Over(s)),
-                // The handle's communicator never asks to be woken by signals.
-                PipeEvent::Interrupted => {}
+                // The handle's communicator never asks to be woken by signals, and reads
+                // into its own buffers, which grow.
+                PipeEvent::Interrupted | PipeEvent::OutputFull(_) => {}
             }
         }
     }

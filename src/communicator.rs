@@ -9,6 +9,7 @@
 //! owns (CPython's file objects).
 
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
@@ -86,6 +87,9 @@ pub enum PipeEvent {
     TimedOut,
     /// This stream exceeded its [`CaptureLimit::Error`] cap.
     LimitExceeded(Stream),
+    /// The [`OutputSpace`] lent for this stream is full (only from
+    /// [`step_into`](Communicator::step_into)): lend a larger one and step again.
+    OutputFull(Stream),
     /// A signal interrupted the wait (only with
     /// [`return_on_signal`](Communicator::return_on_signal)).
     Interrupted,
@@ -112,6 +116,8 @@ pub(crate) struct Capture {
     pub(crate) dropped: u64,
     tee_failed: bool,
     prefaulted: sys::poll::Prefaulted,
+    /// What is known of the last [`OutputSpace`] lent for this stream.
+    lent_prefaulted: sys::poll::Prefaulted,
 }
 
 impl Capture {
@@ -134,6 +140,77 @@ impl Capture {
             self.taken = 0;
         }
         buf
+    }
+}
+
+/// Room the caller lends one [`Communicator::step_into`] to read one output stream into, in
+/// place of the communicator's own buffer: a buffer whose first [`filled`](Self::filled) bytes
+/// hold what was read before, followed by room the step fills. A binding reads this way
+/// straight into the memory of the object it will hand to its own runtime (a Python `bytes`),
+/// so the output is never copied after it is read.
+///
+/// When the room runs out the step returns [`PipeEvent::OutputFull`]; the caller then lends
+/// a larger buffer that starts with the same bytes (a reallocation of this one) and steps
+/// again: nothing is lost or read twice. Caps ([`CaptureLimit`]) count the bytes the buffer
+/// holds, `filled` included.
+///
+/// # Examples
+///
+/// ```
+/// use popen::{ChildPipes, Communicator, CaptureOptions, Command, OutputSpace, PipeEvent, Stdio, Stream};
+/// use std::mem::MaybeUninit;
+/// use std::os::fd::AsFd;
+///
+/// let mut child = Command::shell("printf hello").stdout(Stdio::piped()).spawn()?;
+/// let mut stdout = child.stdout.take();
+/// let mut comm = Communicator::new(CaptureOptions::new());
+/// // Room for 3 bytes, then for 64: the output arrives in the caller's memory.
+/// let mut buf = vec![MaybeUninit::<u8>::uninit(); 3];
+/// let mut filled = 0;
+/// loop {
+///     let pipes = ChildPipes { stdout: stdout.as_ref().map(|p| p.as_fd()), ..Default::default() };
+///     comm.prepare(pipes)?;
+///     let mut space = OutputSpace::new(&mut buf, filled);
+///     let event = comm.step_into(pipes, b"", None, [Some(&mut space), None])?;
+///     filled = space.filled();
+///     match event {
+///         PipeEvent::OutputFull(Stream::Stdout) => buf.resize(64, MaybeUninit::uninit()),
+///         PipeEvent::Eof(Stream::Stdout) => stdout = None,
+///         PipeEvent::Finished => break,
+///         other => panic!("{other:?}"),
+///     }
+/// }
+/// // SAFETY: the first `filled` bytes were written by the reads.
+/// let out: Vec<u8> = buf[..filled].iter().map(|b| unsafe { b.assume_init() }).collect();
+/// assert_eq!(out, b"hello");
+/// assert!(child.wait()?.success());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct OutputSpace<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    filled: usize,
+}
+
+impl<'a> OutputSpace<'a> {
+    /// Lends `buf`, of which the first `filled` bytes are already taken (by earlier output).
+    ///
+    /// # Panics
+    ///
+    /// If `filled` is greater than `buf.len()`.
+    pub fn new(buf: &'a mut [MaybeUninit<u8>], filled: usize) -> OutputSpace<'a> {
+        assert!(filled <= buf.len(), "OutputSpace: filled past the buffer");
+        OutputSpace { buf, filled }
+    }
+
+    /// How many bytes at the front of the buffer are taken: those given to
+    /// [`new`](Self::new), then each byte a step read. The bytes a step read are initialised.
+    pub fn filled(&self) -> usize {
+        self.filled
+    }
+
+    fn is_full(&self) -> bool {
+        self.filled == self.buf.len()
     }
 }
 
@@ -288,7 +365,28 @@ impl Communicator {
         input: &[u8],
         deadline: Option<Instant>,
     ) -> io::Result<PipeEvent> {
-        self.step_until(pipes, input, deadline, Stop::Events)
+        self.step_until(pipes, input, deadline, Stop::Events, [None, None])
+    }
+
+    /// [`step`](Self::step), reading stdout and stderr into the [`OutputSpace`]s given for them
+    /// (`[stdout, stderr]`) instead of the communicator's own buffers (a stream without one
+    /// goes to the communicator's buffer, as with `step`). Returns
+    /// [`PipeEvent::OutputFull`] as soon as a lent space is full, before any other read of
+    /// that stream. What the step read is counted in each space's
+    /// [`filled`](OutputSpace::filled); the bytes read into a lent space never reach
+    /// [`output`](Self::output).
+    ///
+    /// # Errors
+    ///
+    /// As [`step`](Self::step).
+    pub fn step_into(
+        &mut self,
+        pipes: ChildPipes<'_>,
+        input: &[u8],
+        deadline: Option<Instant>,
+        spaces: [Option<&mut OutputSpace<'_>>; 2],
+    ) -> io::Result<PipeEvent> {
+        self.step_until(pipes, input, deadline, Stop::Events, spaces)
     }
 
     /// [`step`](Self::step), which also returns [`PipeEvent::Finished`] when `stop` says so.
@@ -298,9 +396,16 @@ impl Communicator {
         input: &[u8],
         deadline: Option<Instant>,
         stop: Stop,
+        mut spaces: [Option<&mut OutputSpace<'_>>; 2],
     ) -> io::Result<PipeEvent> {
         if pipes.stdin.is_some() && self.input_offset >= input.len() {
             return Ok(PipeEvent::InputDone);
+        }
+        for s in STREAMS {
+            let full = spaces[index(s)].as_ref().is_some_and(|sp| sp.is_full());
+            if full && pipes.read_end(s).is_some() {
+                return Ok(PipeEvent::OutputFull(s));
+            }
         }
         let sigpipe = pipes.stdin.is_some().then(SigpipeGuard::new);
         loop {
@@ -367,10 +472,12 @@ impl Communicator {
                     }
                     Slot::Out(s) => {
                         if let Some(fd) = pipes.read_end(s) {
-                            match self.read_output(fd, s)? {
+                            let space = spaces[index(s)].as_deref_mut();
+                            match self.read_output(fd, s, space)? {
                                 Read::More => {}
                                 Read::Eof => return Ok(PipeEvent::Eof(s)),
                                 Read::Over => return Ok(PipeEvent::LimitExceeded(s)),
+                                Read::Full => return Ok(PipeEvent::OutputFull(s)),
                             }
                         }
                     }
@@ -406,13 +513,19 @@ impl Communicator {
         }
     }
 
-    /// Reads what stream `s` has, until it would block.
-    fn read_output(&mut self, fd: BorrowedFd<'_>, s: Stream) -> io::Result<Read> {
+    /// Reads what stream `s` has, until it would block, into `space` if one is lent, else into
+    /// the stream's own buffer.
+    fn read_output(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        s: Stream,
+        mut space: Option<&mut OutputSpace<'_>>,
+    ) -> io::Result<Read> {
         let limit = self.opts.limit(s);
         let tee = self.opts.tee(s);
         let cap = &mut self.out[index(s)];
         loop {
-            let held = cap.held();
+            let held = space.as_ref().map_or(cap.held(), |sp| sp.filled);
             let target = held.clamp(MIN_CHUNK, MAX_CHUNK);
             let (drop, want) = match limit {
                 None => (false, target),
@@ -421,35 +534,41 @@ impl Communicator {
                 Some(CaptureLimit::Truncate(n)) if held < n => (false, target.min(n - held)),
                 Some(CaptureLimit::Truncate(_)) => (true, MAX_CHUNK),
             };
-            let start = cap.buf.len();
             let read = if drop {
                 self.scratch.clear();
                 sys::poll::read_append(fd, &mut self.scratch, want, &mut self.scratch_pre)
+                    .map(|_| &self.scratch[..])
+            } else if let Some(sp) = space.as_deref_mut() {
+                if sp.is_full() {
+                    return Ok(Read::Full);
+                }
+                sys::poll::read_into(fd, sp.buf, &mut sp.filled, want, &mut cap.lent_prefaulted)
             } else {
                 sys::poll::read_append(fd, &mut cap.buf, want, &mut cap.prefaulted)
+                    .map(|n| &cap.buf[cap.buf.len() - n..])
             };
-            let n = match read {
-                Ok(0) => return Ok(Read::Eof),
-                Ok(n) => n,
+            let fresh = match read {
+                Ok([]) => return Ok(Read::Eof),
+                Ok(fresh) => fresh,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::More),
                 Err(e) => return Err(e),
             };
+            let n = fresh.len();
             if tee && !cap.tee_failed {
-                let bytes = if drop {
-                    &self.scratch[..]
-                } else {
-                    &cap.buf[start..]
-                };
-                cap.tee_failed = tee_write(s, bytes).is_err();
+                cap.tee_failed = tee_write(s, fresh).is_err();
             }
+            let held = space.as_ref().map_or(cap.held(), |sp| sp.filled);
             if drop {
                 cap.dropped += n as u64;
             } else if let Some(CaptureLimit::Error(max)) = limit {
-                if cap.held() > max {
+                if held > max {
                     // The byte past the cap is kept, not lost, in case the caller raises the
                     // cap and resumes; errors show only the bytes within the cap.
                     return Ok(Read::Over);
                 }
+            }
+            if space.as_ref().is_some_and(|sp| sp.is_full()) {
+                return Ok(Read::Full);
             }
             if n < want {
                 // The pipe is most likely empty: back to poll rather than an EAGAIN read.
@@ -464,6 +583,8 @@ enum Read {
     More,
     Eof,
     Over,
+    /// The lent space is full.
+    Full,
 }
 
 fn pollfd(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::pollfd {

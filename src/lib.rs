@@ -75,7 +75,7 @@ pub use audit::{add_audit_hook, AuditEvent};
 pub use capture::{CaptureLimit, CaptureOptions};
 pub use command::Command;
 pub use communicate::DEFAULT_GRACE_PERIOD;
-pub use communicator::{ChildPipes, Communicator, PipeEvent};
+pub use communicator::{ChildPipes, Communicator, OutputSpace, PipeEvent};
 pub use error::{SpawnError, Step};
 pub use lines::Lines;
 pub use outcome::{

@@ -5,12 +5,13 @@
 
 mod common;
 
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use popen::{
-    CaptureOptions, ChildPipes, ChildStderr, ChildStdin, ChildStdout, Command, Communicator,
-    PipeEvent, Stdio, Stream,
+    CaptureLimit, CaptureOptions, ChildPipes, ChildStderr, ChildStdin, ChildStdout, Command,
+    Communicator, OutputSpace, PipeEvent, Stdio, Stream,
 };
 
 /// The handle's pipes, owned here as a binding owns them.
@@ -237,4 +238,141 @@ fn return_on_signal_reports_a_caught_signal() {
         child.wait_shared().expect("wait");
     }
     common::scenario_passed();
+}
+
+/// A caller's growable buffer, lent to each step as an `OutputSpace`.
+struct Lent {
+    buf: Vec<MaybeUninit<u8>>,
+    filled: usize,
+}
+
+impl Lent {
+    fn with_room(room: usize) -> Lent {
+        Lent {
+            buf: vec![MaybeUninit::uninit(); room],
+            filled: 0,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        // SAFETY: the steps initialised the first `filled` bytes.
+        self.buf[..self.filled]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect()
+    }
+}
+
+impl Owned {
+    /// `drive` with stdout and stderr read into `lent`, which doubles whenever a step reports
+    /// it full; returns the events seen.
+    fn drive_into(
+        &mut self,
+        comm: &mut Communicator,
+        input: &[u8],
+        deadline: Option<Instant>,
+        lent: &mut [Lent; 2],
+    ) -> Vec<PipeEvent> {
+        let mut events = Vec::new();
+        loop {
+            comm.prepare(self.pipes()).expect("prepare");
+            let [out, err] = lent;
+            let mut spaces = [
+                OutputSpace::new(&mut out.buf, out.filled),
+                OutputSpace::new(&mut err.buf, err.filled),
+            ];
+            let [so, se] = &mut spaces;
+            let event = comm
+                .step_into(self.pipes(), input, deadline, [Some(so), Some(se)])
+                .expect("step_into");
+            let filled = spaces.map(|s| s.filled());
+            out.filled = filled[0];
+            err.filled = filled[1];
+            events.push(event);
+            match event {
+                PipeEvent::InputDone => self.stdin = None,
+                PipeEvent::Eof(Stream::Stdout) => self.stdout = None,
+                PipeEvent::Eof(Stream::Stderr) => self.stderr = None,
+                PipeEvent::OutputFull(s) => {
+                    let l = &mut lent[s as usize];
+                    assert_eq!(l.filled, l.buf.len(), "OutputFull with room left");
+                    let room = (l.buf.len() * 2).max(1);
+                    l.buf.resize(room, MaybeUninit::uninit());
+                }
+                PipeEvent::Finished | PipeEvent::TimedOut => return events,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+/// Output read into lent spaces arrives whole and in order in the caller's memory, however
+/// small the room: each full space is reported, the caller grows it, and the next step goes on
+/// after its last byte. The communicator's own buffers stay empty.
+#[test]
+fn step_into_reads_into_the_callers_buffers_and_reports_each_full_one() {
+    let input = common::noise(3 << 20, 11);
+    let (child, mut owned) = spawn("cat; printf done >&2");
+    let mut comm = Communicator::new(CaptureOptions::new());
+    let mut lent = [Lent::with_room(1), Lent::with_room(0)];
+    let events = owned.drive_into(&mut comm, &input, None, &mut lent);
+    assert_eq!(events.last(), Some(&PipeEvent::Finished));
+    let full = |s| {
+        events
+            .iter()
+            .filter(|e| **e == PipeEvent::OutputFull(s))
+            .count()
+    };
+    // 1 → 4 MiB by doubling: 22 growths of stdout; stderr grows from 0 to 8.
+    assert!(full(Stream::Stdout) >= 20, "{events:?}");
+    assert!(full(Stream::Stderr) >= 1, "{events:?}");
+    assert!(lent[0].bytes() == input, "stdout differs from the input");
+    assert_eq!(lent[1].bytes(), b"done");
+    assert!(comm.output(Stream::Stdout).is_empty());
+    assert!(comm.output(Stream::Stderr).is_empty());
+    assert!(child.wait_shared().expect("wait").success());
+}
+
+/// A step into lent spaces that times out keeps what it read in them; the next step goes on
+/// after it, without losing or repeating a byte.
+#[test]
+fn step_into_resumes_after_a_timeout_without_loss_or_repeat() {
+    let (child, mut owned) = spawn("printf one; sleep 0.5; cat; printf two");
+    let input = b"middle".to_vec();
+    let mut comm = Communicator::new(CaptureOptions::new());
+    let mut lent = [Lent::with_room(2), Lent::with_room(2)];
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let events = owned.drive_into(&mut comm, &input, Some(deadline), &mut lent);
+    assert_eq!(events.last(), Some(&PipeEvent::TimedOut));
+    assert_eq!(lent[0].bytes(), b"one");
+    let later = Some(Instant::now() + Duration::from_secs(30));
+    let events = owned.drive_into(&mut comm, &input, later, &mut lent);
+    assert_eq!(events.last(), Some(&PipeEvent::Finished));
+    assert_eq!(comm.input_offset(), input.len());
+    assert_eq!(lent[0].bytes(), b"onemiddletwo");
+    assert!(child.wait_shared().expect("wait").success());
+}
+
+/// Caps count the bytes a lent space holds, including those it held before the step.
+#[test]
+fn step_into_caps_count_the_bytes_the_space_holds() {
+    let (child, mut owned) = spawn("printf 0123456789");
+    owned.stdin = None;
+    let opts = CaptureOptions::new().stdout_limit(CaptureLimit::Error(5));
+    let mut comm = Communicator::new(opts);
+    let mut buf = vec![MaybeUninit::uninit(); 64];
+    buf[..3].fill(MaybeUninit::new(b'x'));
+    let mut space = OutputSpace::new(&mut buf, 3);
+    let event = loop {
+        comm.prepare(owned.pipes()).expect("prepare");
+        match comm.step_into(owned.pipes(), b"", None, [Some(&mut space), None]) {
+            Ok(PipeEvent::Eof(Stream::Stderr)) => owned.stderr = None,
+            other => break other.expect("step_into"),
+        }
+    };
+    assert_eq!(event, PipeEvent::LimitExceeded(Stream::Stdout));
+    // 3 held before, then 3 within the cap and the one byte that tells it is exceeded.
+    assert_eq!(space.filled(), 6);
+    drop(owned);
+    let _ = child.wait_shared();
 }

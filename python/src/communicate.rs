@@ -1,7 +1,8 @@
 //! `Popen._communicate` (POSIX) on the engine's communicate loop ([`engine::Communicator`]):
 //! the pipes are driven with the GIL released, with reads of up to 1 MiB straight into the
-//! capture buffers and writes of up to 512 KiB, on pipes grown to 1 MiB when the caller did not
-//! ask for a `pipesize`.
+//! `bytes` objects `communicate()` returns ([`Filling`]: never copied after the read) and
+//! writes of up to 512 KiB, on pipes grown to 1 MiB when the caller did not ask for a
+//! `pipesize`.
 //!
 //! Everything around the loop is CPython 3.11's `_communicate`, step by step and through
 //! `Popen`'s own helpers (`_save_input`, `_remaining_time`, `_check_timeout`, `wait`,
@@ -12,11 +13,11 @@
 //! closed when it is finished; the output of a stream that produced nothing is `None` in a
 //! `TimeoutExpired` until its end of file.
 //!
-//! The loop's state — the `Communicator`, with the output read so far and the input offset —
-//! lives on the `Popen` object between calls, so a call after a timeout resumes without losing
-//! or repeating a byte. Whenever a call leaves early (timeout, signal handler exception, error)
-//! the same state is also written where CPython keeps it (`_fileobj2output`, `_input_offset`),
-//! so CPython's own `_communicate` could resume it. A communication that CPython's
+//! The loop's state — the `Communicator` with the input offset, and the `bytes` objects
+//! holding the output read so far — lives on the `Popen` object between calls, so a call after
+//! a timeout resumes without losing or repeating a byte. Whenever a call leaves early (timeout,
+//! signal handler exception, error) the same state is also written where CPython keeps it
+//! (`_fileobj2output`, `_input_offset`), so CPython's own `_communicate` could resume it. A communication that CPython's
 //! `_communicate` began, and input that is not a plain byte buffer, go to CPython's
 //! `_communicate` whole.
 //!
@@ -25,11 +26,12 @@
 //! signal delivered to another thread.
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::{CaptureOptions, ChildPipes, Communicator, PipeEvent, Stream};
+use engine::{CaptureOptions, ChildPipes, Communicator, OutputSpace, PipeEvent, Stream};
 use pyo3::exceptions::{PyBrokenPipeError, PyOverflowError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -55,6 +57,115 @@ struct State {
     /// The whole output of each stream, once a call returned it: a later call returns it
     /// again, as CPython's (which keeps every chunk) does.
     returned: [Option<Py<PyBytes>>; 2],
+    /// The `bytes` objects each stream is read into until it is returned.
+    out: [Filling; 2],
+}
+
+/// The room given to a stream's `bytes` object before its first read: a pipe of the default
+/// size, and below glibc's first `mmap` threshold (128 KiB), so a short output costs no
+/// `mmap`/`munmap`. Larger outputs double it.
+const FIRST_ROOM: usize = 64 << 10;
+
+extern "C" {
+    /// CPython's resize of a `bytes` object that only its caller references (public in
+    /// CPython's headers, not in pyo3's bindings): a `realloc` of the object, which for a large
+    /// one is a `mremap` that moves no byte. On failure the object is freed, `*bytes` is null
+    /// and an exception is set.
+    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t) -> libc::c_int;
+}
+
+/// A `bytes` object that the output of one stream is read into, with the GIL released: its
+/// first `filled` bytes are output, the rest room for more. It grows (with the GIL held) when
+/// the loop reports it full, by doubling, and is cut to `filled` when the stream is done, so
+/// the object `communicate()` returns is the one the kernel wrote into. No other code holds a
+/// reference to it until then (its reference count is 1, as resizing requires), so none can
+/// see its bytes while they change.
+#[derive(Default)]
+struct Filling {
+    obj: Option<Py<PyBytes>>,
+    filled: usize,
+}
+
+impl Filling {
+    /// Makes sure there is room after the filled bytes: allocates the object the first time,
+    /// doubles it when full.
+    fn make_room(&mut self, py: Python<'_>) -> PyResult<()> {
+        let room = match &self.obj {
+            None => FIRST_ROOM,
+            Some(obj) if obj.bind(py).as_bytes().len() == self.filled => {
+                self.filled.saturating_mul(2).max(FIRST_ROOM)
+            }
+            Some(_) => return Ok(()),
+        };
+        self.obj = Some(match self.obj.take() {
+            None => new_bytes(py, room)?,
+            Some(obj) => resize(py, obj, room)?,
+        });
+        Ok(())
+    }
+
+    /// The object's buffer lent to the loop, if there is one.
+    fn space(&mut self, py: Python<'_>) -> Option<OutputSpace<'_>> {
+        let obj = self.obj.as_ref()?.bind(py);
+        let len = obj.as_bytes().len();
+        // SAFETY: the object's `len`-byte buffer, which stays where it is and alive as long
+        // as `self` (which owns the only reference and is borrowed mutably for the returned
+        // lifetime) does not resize or drop it. No other code references the object, so no
+        // one reads or writes these bytes while the loop writes them.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(
+                ffi::PyBytes_AsString(obj.as_ptr()).cast::<MaybeUninit<u8>>(),
+                len,
+            )
+        };
+        Some(OutputSpace::new(buf, self.filled))
+    }
+
+    /// The output read so far.
+    fn bytes<'a>(&'a self, py: Python<'a>) -> &'a [u8] {
+        self.obj
+            .as_ref()
+            .map_or(&[], |obj| &obj.as_bytes(py)[..self.filled])
+    }
+
+    /// The finished output, as the object it was read into, cut to its length.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let filled = std::mem::take(&mut self.filled);
+        match self.obj.take() {
+            None => Ok(PyBytes::new(py, b"")),
+            Some(obj) => Ok(resize(py, obj, filled)?.into_bound(py)),
+        }
+    }
+}
+
+/// A new `bytes` object of `len` bytes, not initialised.
+fn new_bytes(py: Python<'_>, len: usize) -> PyResult<Py<PyBytes>> {
+    let len =
+        ffi::Py_ssize_t::try_from(len).map_err(|_| PyOverflowError::new_err("output too large"))?;
+    // SAFETY: with a null pointer, PyBytes_FromStringAndSize allocates a new object of `len`
+    // (> 1, so not a shared singleton) uninitialised bytes, or returns null with an exception
+    // set; the reference is ours.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+    };
+    Ok(obj.cast_into::<PyBytes>()?.unbind())
+}
+
+/// `obj`, which no other code references, resized to `len` bytes (its first bytes kept).
+fn resize(py: Python<'_>, obj: Py<PyBytes>, len: usize) -> PyResult<Py<PyBytes>> {
+    let len =
+        ffi::Py_ssize_t::try_from(len).map_err(|_| PyOverflowError::new_err("output too large"))?;
+    let mut ptr = obj.into_ptr();
+    // SAFETY: `ptr` is a bytes object whose one reference we own (a `Filling`'s: it never
+    // gives the object out before this), as _PyBytes_Resize requires; the call consumes that
+    // reference and leaves in `ptr` a new one to the resized object, or null with an
+    // exception set.
+    if unsafe { _PyBytes_Resize(&mut ptr, len) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: on success `ptr` is an owned reference to a bytes object.
+    let obj = unsafe { Bound::from_owned_ptr(py, ptr) };
+    Ok(obj.cast_into::<PyBytes>()?.unbind())
 }
 
 /// The `Popen` streams, in CPython's order.
@@ -164,6 +275,7 @@ pub(crate) fn communicate<'py>(
                     comm,
                     eof: [false; 2],
                     returned: [None, None],
+                    out: Default::default(),
                 },
             )?;
             popen.setattr(STATE_ATTR, &s)?;
@@ -232,13 +344,13 @@ pub(crate) fn communicate<'py>(
     )?;
     let mut st = state.borrow_mut();
     let mut outputs = Vec::with_capacity(2);
-    for (i, s) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+    for i in 0..2 {
         outputs.push(match &files.out[i] {
             None => py.None().into_bound(py),
             Some(f) => {
                 let bytes = match &st.returned[i] {
                     Some(b) => b.bind(py).clone(),
-                    None => bytes_of(py, st.comm.take_output(s))?,
+                    None => st.out[i].finish(py)?,
                 };
                 st.returned[i] = Some(bytes.clone().unbind());
                 let bytes = bytes.into_any();
@@ -292,11 +404,27 @@ fn pump(
         };
         let mut st = state.borrow_mut();
         st.comm.prepare(pipes)?;
+        for (i, fd) in [pipes.stdout, pipes.stderr].into_iter().enumerate() {
+            if fd.is_some() {
+                st.out[i].make_room(py)?;
+            }
+        }
         let slice = Instant::now() + SIGNAL_SLICE;
         let until = Some(deadline.map_or(slice, |d| d.min(slice)));
-        let comm = &mut st.comm;
-        let event = py.detach(|| comm.step(pipes, input, until))?;
-        match event {
+        let State { comm, out, .. } = &mut *st;
+        let [out0, out1] = out;
+        let mut spaces = [out0.space(py), out1.space(py)];
+        let event = py.detach(|| {
+            let [s0, s1] = &mut spaces;
+            comm.step_into(pipes, input, until, [s0.as_mut(), s1.as_mut()])
+        });
+        let filled = spaces.map(|s| s.map(|s| s.filled()));
+        for (o, f) in [out0, out1].into_iter().zip(filled) {
+            o.filled = f.unwrap_or(o.filled);
+        }
+        match event? {
+            // The room is made before the next step.
+            PipeEvent::OutputFull(_) => {}
             PipeEvent::InputDone => {
                 writing = false;
                 drop(st);
@@ -370,18 +498,23 @@ fn mirror<'py>(
     }
     let map = popen.getattr("_fileobj2output")?;
     let mut seqs = [py.None().into_bound(py), py.None().into_bound(py)];
-    for (i, s) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-        if let Some(f) = &files.out[i] {
+    for ((file, out), (eof, seq)) in files
+        .out
+        .iter()
+        .zip(&st.out)
+        .zip(st.eof.iter().zip(&mut seqs))
+    {
+        if let Some(f) = file {
             let list = PyList::empty(py);
-            let data = st.comm.output(s);
+            let data = out.bytes(py);
             if !data.is_empty() {
                 list.append(PyBytes::new(py, data))?;
             }
-            if st.eof[i] {
+            if *eof {
                 list.append(PyBytes::new(py, b""))?;
             }
             map.set_item(f, &list)?;
-            seqs[i] = list.into_any();
+            *seq = list.into_any();
         }
     }
     Ok(seqs)
@@ -401,39 +534,4 @@ fn index(s: Stream) -> usize {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
     }
-}
-
-/// A new `bytes` holding `data`, which it consumes. A large one is filled, and `data` freed,
-/// with the GIL released (no other thread can see the object yet), its pages faulted in by one
-/// `madvise` rather than one fault each.
-fn bytes_of(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyBytes>> {
-    const LARGE: usize = 1 << 20;
-    if data.len() < LARGE {
-        return Ok(PyBytes::new(py, &data));
-    }
-    let len = ffi::Py_ssize_t::try_from(data.len())
-        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("output too large"))?;
-    // SAFETY: with a null pointer, PyBytes_FromStringAndSize allocates an uninitialised object
-    // of `len` bytes (or returns null with an exception set), which we own.
-    let obj = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
-    };
-    let obj = obj.cast_into::<PyBytes>()?;
-    // SAFETY: the object is a bytes object of `len` bytes that no one else has seen.
-    let dst = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
-    py.detach(move || {
-        const PAGE: usize = 4096;
-        let (from, to) = (dst.next_multiple_of(PAGE), (dst + data.len()) / PAGE * PAGE);
-        if from < to {
-            let (start, len) = (from as *mut libc::c_void, to - from);
-            // SAFETY: whole pages inside the object's buffer, which we own and are about to
-            // overwrite; MADV_POPULATE_WRITE only maps them (advice: errors change nothing).
-            unsafe { libc::madvise(start, len, libc::MADV_POPULATE_WRITE) };
-        }
-        // SAFETY: `dst` is the start of the object's `len`-byte buffer, which `data` (a Rust
-        // slice) cannot overlap; the object is alive (owned by `obj`) and unseen by others.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
-        drop(data);
-    });
-    Ok(obj)
 }

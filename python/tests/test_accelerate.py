@@ -134,6 +134,30 @@ def test_timeout_carries_the_output_so_far_and_resuming_loses_and_repeats_nothin
     assert stock == ours == ((b"one\n", b"e1\n", 0.4), True, (b"one\ntwo\n", b"e1\ne2\n"), 0)
 
 
+def test_a_timeout_after_megabytes_resumes_without_loss_or_repeat():
+    # Several MiB on both streams before and after the timeout: the output crosses many
+    # growths of the buffers it is read into, on both sides of the timeout.
+    script = (
+        "head -c 3145728 /dev/zero | tr '\\0' a; head -c 2097152 /dev/zero | tr '\\0' b >&2; "
+        "sleep 2; head -c 5242880 /dev/zero | tr '\\0' c; printf end >&2"
+    )
+
+    def scenario():
+        p = sh(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with p:
+            try:
+                p.communicate(timeout=1.0)
+            except subprocess.TimeoutExpired as e:
+                first = (e.output, e.stderr)
+            else:
+                first = None
+            return first, p.communicate(timeout=30), p.returncode
+
+    stock, ours = both(scenario)
+    a, b, c = b"a" * (3 << 20), b"b" * (2 << 20), b"c" * (5 << 20)
+    assert stock == ours == ((a, b), (a + c, b + b"end"), 0)
+
+
 def test_timeout_before_any_output_carries_none():
     def scenario():
         p = sh("sleep 0.5; echo late", stdout=subprocess.PIPE, stderr=subprocess.PIPE)

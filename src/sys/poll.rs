@@ -91,30 +91,56 @@ pub(crate) fn read_append(
     pre: &mut Prefaulted,
 ) -> io::Result<usize> {
     buf.reserve(max);
-    let (base, capacity) = (buf.as_ptr() as usize, buf.capacity());
+    let filled = buf.len();
+    // SAFETY: the Vec's whole allocation, of which the first `filled` bytes are initialised;
+    // `read_into` writes only after them. The slice is gone before `set_len`.
+    let whole = unsafe {
+        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<MaybeUninit<u8>>(), buf.capacity())
+    };
+    let mut upto = filled;
+    let n = read_into(fd, whole, &mut upto, max, pre)?.len();
+    // SAFETY: the kernel initialised the `n` bytes after the first `filled`, within capacity.
+    unsafe { buf.set_len(filled + n) };
+    Ok(n)
+}
+
+/// `read(2)` of at most `max` bytes into `buf[*filled..]`, which must have room; advances
+/// `*filled` past the bytes read and returns them (empty at end of file). Retries `EINTR`.
+/// Large reads first fault in, once, the pages they may fill (`pre` remembers which, for this
+/// allocation: a buffer that moved or changed size starts over).
+pub(crate) fn read_into<'b>(
+    fd: BorrowedFd<'_>,
+    buf: &'b mut [MaybeUninit<u8>],
+    filled: &mut usize,
+    max: usize,
+    pre: &mut Prefaulted,
+) -> io::Result<&'b [u8]> {
+    let start = *filled;
+    let (base, capacity) = (buf.as_ptr() as usize, buf.len());
     if (pre.base, pre.capacity) != (base, capacity) {
         // A new allocation: only its filled part is known to be mapped.
         *pre = Prefaulted {
             base,
             capacity,
-            upto: buf.len(),
+            upto: start,
         };
     }
-    let filled = buf.len();
-    let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let spare = &mut buf[start..];
     let want = spare.len().min(max);
+    debug_assert!(want > 0, "read_into without room");
     let ptr = spare.as_mut_ptr();
-    if want >= POPULATE_FROM && filled + want > pre.upto {
-        let from = filled.max(pre.upto);
-        populate(base + from, filled + want - from);
-        pre.upto = filled + want;
+    if want >= POPULATE_FROM && start + want > pre.upto {
+        let from = start.max(pre.upto);
+        populate(base + from, start + want - from);
+        pre.upto = start + want;
     }
-    // SAFETY: `ptr` points to `want` writable bytes of spare capacity that `buf` owns; the
-    // kernel writes at most `want` bytes there.
+    // SAFETY: `ptr` points to `want` writable bytes of `buf`, exclusively borrowed; the kernel
+    // writes at most `want` bytes there.
     let n = cvt_r(|| unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), want) })? as usize;
-    // SAFETY: the kernel initialised the first `n <= want` bytes of the spare capacity.
-    unsafe { buf.set_len(filled + n) };
-    Ok(n)
+    *filled = start + n;
+    // SAFETY: the kernel initialised the first `n <= want` bytes at `ptr`, which `buf` (borrowed
+    // for 'b) owns.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), n) })
 }
 
 const POPULATE_FROM: usize = 256 << 10;
