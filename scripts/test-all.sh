@@ -24,5 +24,7 @@ echo "== cargo test"
 cargo test --workspace --all-features
 for example in pipeline wait_any; do cargo run --quiet --example "$example"; done
 for example in async_capture async_many; do cargo run --quiet --features tokio --example "$example"; done
-bash scripts/bench-smoke.sh
+# The Python checks first: they make target/py-venv with the module installed, which the
+# benchmark's accelerated CPython variant runs on.
 bash scripts/test-python.sh
+bash scripts/bench-smoke.sh
