@@ -88,7 +88,7 @@ use crate::sys;
 /// use popen::Step;
 ///
 /// let (actions, attr) = (FileActions::new()?, SpawnAttr::new()?);
-/// let mut child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
+/// let child = posix_spawn::spawn("/bin/sh", &["sh", "-c", "exit $X"], Some(&["X=4"][..]), &actions, &attr)?;
 /// let mut status = 0;
 /// // SAFETY: waits for our own child, whose pid is not reaped yet.
 /// assert_eq!(unsafe { libc::waitpid(child.pid(), &mut status, 0) }, child.pid());
