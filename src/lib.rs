@@ -26,6 +26,10 @@
 //! the whole pipeline; and [`wait_any`], [`wait_all`] and [`WaitSet`] to wait on many children
 //! (and the caller's own descriptors) at once, over pidfds.
 //!
+//! With the `tokio` feature, `popen::tokio` puts the same engine and handle on a tokio runtime:
+//! waits on the pidfd through the reactor, async pipes, cancel-safe `communicate` and `run`.
+//! `ARCHITECTURE.md` in the repository describes the layers these sit in.
+//!
 //! ```
 //! use popen::{Command, Stdio};
 //! use std::io::Read;
