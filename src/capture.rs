@@ -2,6 +2,7 @@
 //! for, and what happens to the child on timeout. Shared by [`Popen::communicate`](crate::Popen::communicate),
 //! the [`Communicator`](crate::Communicator) loop below it, and `run`.
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::text::Stream;
@@ -11,6 +12,37 @@ pub(crate) fn index(s: Stream) -> usize {
     match s {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
+    }
+}
+
+/// The most bytes one `read` of a captured stream moves.
+pub(crate) const MAX_CHUNK: usize = 1 << 20;
+/// The smallest read: reads grow with what a stream has produced, so a short output does not
+/// cost a large buffer.
+const MIN_CHUNK: usize = 8 << 10;
+
+/// The next read of a stream that holds `held` bytes under `limit`: whether its bytes are only
+/// to be dropped (past a truncating cap), and how many it may move. Under an error cap it asks
+/// for one byte more than the cap allows, which tells that the cap is exceeded.
+pub(crate) fn next_read(limit: Option<CaptureLimit>, held: usize) -> (bool, usize) {
+    let target = held.clamp(MIN_CHUNK, MAX_CHUNK);
+    match limit {
+        None => (false, target),
+        Some(CaptureLimit::Error(n)) => (false, target.min(n.saturating_sub(held) + 1)),
+        Some(CaptureLimit::Truncate(n)) if held < n => (false, target.min(n - held)),
+        Some(CaptureLimit::Truncate(_)) => (true, MAX_CHUNK),
+    }
+}
+
+/// Copies captured bytes of stream `s` to this process's own stdout or stderr (tee).
+pub(crate) fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
+    match s {
+        Stream::Stdout => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()
+        }
+        Stream::Stderr => io::stderr().lock().write_all(bytes),
     }
 }
 

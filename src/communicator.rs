@@ -8,28 +8,23 @@
 //! drive it on the pipes the handle owns; a binding drives it on descriptors another runtime
 //! owns (CPython's file objects).
 
-use std::io::{self, Write};
+use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
 pub(crate) use crate::capture::index;
-use crate::capture::{CaptureLimit, CaptureOptions};
+use crate::capture::{next_read, tee_write, CaptureLimit, CaptureOptions};
 use crate::sys;
 use crate::sys::poll::SigpipeGuard;
 use crate::text::Stream;
 
-/// The most bytes one `read` moves.
-const MAX_CHUNK: usize = 1 << 20;
 /// The most bytes one `write` moves: half the default pipe. The kernel holds the pipe's lock
 /// for the whole copy of a write, so a write of the whole pipe keeps the child from reading
 /// until it is done; with half a pipe per write the child can read one half while this thread
 /// reads its output (256 MiB through `cat`: 4–13 % faster than 1 MiB writes, in interleaved
 /// runs).
 const MAX_WRITE: usize = 512 << 10;
-/// The smallest read: reads grow with what a stream has produced, so a short output does not
-/// cost a large buffer.
-const MIN_CHUNK: usize = 8 << 10;
 
 pub(crate) const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 
@@ -526,14 +521,7 @@ impl Communicator {
         let cap = &mut self.out[index(s)];
         loop {
             let held = space.as_ref().map_or(cap.held(), |sp| sp.filled);
-            let target = held.clamp(MIN_CHUNK, MAX_CHUNK);
-            let (drop, want) = match limit {
-                None => (false, target),
-                // One byte more than the cap allows tells that the cap is exceeded.
-                Some(CaptureLimit::Error(n)) => (false, target.min(n.saturating_sub(held) + 1)),
-                Some(CaptureLimit::Truncate(n)) if held < n => (false, target.min(n - held)),
-                Some(CaptureLimit::Truncate(_)) => (true, MAX_CHUNK),
-            };
+            let (drop, want) = next_read(limit, held);
             let read = if drop {
                 self.scratch.clear();
                 sys::poll::read_append(fd, &mut self.scratch, want, &mut self.scratch_pre)
@@ -592,17 +580,5 @@ fn pollfd(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::pollfd {
         fd: fd.as_raw_fd(),
         events,
         revents: 0,
-    }
-}
-
-/// Copies `bytes` to this process's own stdout or stderr.
-fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
-    match s {
-        Stream::Stdout => {
-            let mut out = io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()
-        }
-        Stream::Stderr => io::stderr().lock().write_all(bytes),
     }
 }

@@ -3,14 +3,14 @@
 //! pidfd, all with one `poll(2)` — so no pattern of output can deadlock it, and a stage's exit
 //! is reaped as it happens — then stops every stage when the deadline passes.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use super::error::{PipelineError, PipelineErrorKind};
 use super::handle::PipelineChild;
 use super::status::{PipelineOutput, StageReport};
-use crate::capture::CaptureLimit;
+use crate::capture::{next_read, tee_write, CaptureLimit};
 use crate::popen::Popen;
 use crate::run::RunOptions;
 use crate::status::ExitStatus;
@@ -19,10 +19,6 @@ use crate::sys;
 use crate::sys::poll::{Prefaulted, SigpipeGuard};
 use crate::text::Stream;
 
-/// The most bytes one `read` moves.
-const MAX_CHUNK: usize = 1 << 20;
-/// The smallest read; reads grow with what a stream has produced.
-const MIN_CHUNK: usize = 8 << 10;
 /// The most bytes one `write` moves (half a grown pipe, so the stage reads one half while the
 /// other is written).
 const MAX_WRITE: usize = 512 << 10;
@@ -328,14 +324,7 @@ impl Pump<'_> {
         };
         let eof = loop {
             let held = cap.buf.len();
-            let target = held.clamp(MIN_CHUNK, MAX_CHUNK);
-            let (drop, want) = match limit {
-                None => (false, target),
-                // One byte more than the cap allows tells that the cap is exceeded.
-                Some(CaptureLimit::Error(n)) => (false, target.min(n.saturating_sub(held) + 1)),
-                Some(CaptureLimit::Truncate(n)) if held < n => (false, target.min(n - held)),
-                Some(CaptureLimit::Truncate(_)) => (true, MAX_CHUNK),
-            };
+            let (drop, want) = next_read(limit, held);
             let start = cap.buf.len();
             let read = if drop {
                 self.scratch.clear();
@@ -428,17 +417,5 @@ fn index(s: Stream) -> usize {
     match s {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
-    }
-}
-
-/// Copies `bytes` to this process's own stdout or stderr.
-fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
-    match s {
-        Stream::Stdout => {
-            let mut out = io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()
-        }
-        Stream::Stderr => io::stderr().lock().write_all(bytes),
     }
 }

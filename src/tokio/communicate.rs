@@ -7,7 +7,7 @@
 //! [`Popen::communicate`]: crate::Popen::communicate
 
 use std::future::poll_fn;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -16,17 +16,13 @@ use ::tokio::time::Instant;
 
 use super::child::Child;
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
-use crate::capture::{CaptureLimit, CaptureOptions};
+use crate::capture::{next_read, tee_write, CaptureLimit, CaptureOptions};
 use crate::outcome::{CommunicateError, LimitExceeded, Output, TimeoutExpired};
 use crate::status::ExitStatus;
 use crate::sys;
 use crate::sys::poll::{Prefaulted, SigpipeGuard};
 use crate::text::Stream;
 
-/// The most bytes one `read` moves.
-const MAX_CHUNK: usize = 1 << 20;
-/// The smallest read: reads grow with what a stream has produced.
-const MIN_CHUNK: usize = 8 << 10;
 /// The most bytes one `write` moves: half a grown pipe, so that the child can read one half
 /// while the other is filled.
 const MAX_WRITE: usize = 512 << 10;
@@ -482,14 +478,7 @@ fn read_step(
     let tee = st.opts.tee[index(s)];
     let cap = &mut st.out[index(s)];
     let held = cap.buf.len();
-    let target = held.clamp(MIN_CHUNK, MAX_CHUNK);
-    let (drop, want) = match limit {
-        None => (false, target),
-        // One byte more than the cap allows tells that the cap is exceeded.
-        Some(CaptureLimit::Error(n)) => (false, target.min(n.saturating_sub(held) + 1)),
-        Some(CaptureLimit::Truncate(n)) if held < n => (false, target.min(n - held)),
-        Some(CaptureLimit::Truncate(_)) => (true, MAX_CHUNK),
-    };
+    let (drop, want) = next_read(limit, held);
     let raw = fd.get_ref().as_fd();
     let read = if drop {
         st.scratch.clear();
@@ -564,17 +553,5 @@ impl Comm {
             stdout_dropped: std::mem::take(&mut out.dropped),
             stderr_dropped: std::mem::take(&mut err.dropped),
         }
-    }
-}
-
-/// Copies `bytes` to this process's own stdout or stderr.
-fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
-    match s {
-        Stream::Stdout => {
-            let mut out = io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()
-        }
-        Stream::Stderr => io::stderr().lock().write_all(bytes),
     }
 }
