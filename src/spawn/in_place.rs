@@ -17,7 +17,6 @@ use super::prepare;
 use super::report::Report;
 use super::request::{Hook, Request};
 use super::{child_plan, step_error};
-use crate::audit;
 use crate::error::SpawnError;
 use crate::stdio::StdioKind;
 
@@ -31,15 +30,7 @@ pub(crate) fn exec(req: &mut Request) -> SpawnError {
 }
 
 fn exec_or_fail(req: &mut Request) -> Result<Infallible, SpawnError> {
-    let prep = prepare::prepare(req)?;
-    if audit::enabled() {
-        audit::check(
-            prep.program_path(),
-            &req.argv,
-            prep.cwd_path(),
-            (!prep.env_inherited).then_some(&prep.envp),
-        )?;
-    }
+    let prep = super::prepare_audited(req)?;
     if [&req.stdin, &req.stdout, &req.stderr]
         .iter()
         .any(|s| matches!(s.0, StdioKind::Pipe))

@@ -86,11 +86,8 @@ pub(crate) struct Child {
     pub(crate) stderr: Option<ChildStderr>,
 }
 
-/// Starts the child `req` describes: checks and prepares it, asks the audit hooks, picks the
-/// path, starts the child and collects its report. Nothing is left behind on an error.
-pub(crate) fn spawn(req: &mut Request) -> Result<Child, SpawnError> {
-    // CPython's `_cleanup()`: collect children whose handles were dropped before they exited.
-    reaper::reap_orphans();
+/// Checks and prepares `req` (see `prepare`), then asks the audit hooks about it.
+pub(crate) fn prepare_audited(req: &Request) -> Result<Prepared, SpawnError> {
     let prep = prepare::prepare(req)?;
     if audit::enabled() {
         audit::check(
@@ -100,6 +97,15 @@ pub(crate) fn spawn(req: &mut Request) -> Result<Child, SpawnError> {
             (!prep.env_inherited).then_some(&prep.envp),
         )?;
     }
+    Ok(prep)
+}
+
+/// Starts the child `req` describes: checks and prepares it, asks the audit hooks, picks the
+/// path, starts the child and collects its report. Nothing is left behind on an error.
+pub(crate) fn spawn(req: &mut Request) -> Result<Child, SpawnError> {
+    // CPython's `_cleanup()`: collect children whose handles were dropped before they exited.
+    reaper::reap_orphans();
+    let prep = prepare_audited(req)?;
     let choice = strategy::choose(req);
     if let Some(why) = choice.impossible() {
         return Err(SpawnError::new(
