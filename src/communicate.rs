@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{CaptureLimit, CaptureOptions};
 use crate::communicator::{index, ChildPipes, Communicator, PipeEvent, Stop, STREAMS};
-use crate::outcome::{CommunicateError, LimitExceeded, Output, TimeoutExpired};
+use crate::outcome::{CommunicateError, Output};
 use crate::popen::Popen;
 use crate::status::ExitStatus;
 use crate::text::Stream;
@@ -233,23 +233,8 @@ impl Popen {
         let [stdout, stderr] = st.partial(over, status.is_some());
         let status = status.flatten();
         let args = self.args().to_vec();
-        match over {
-            None => CommunicateError::Timeout(TimeoutExpired {
-                args,
-                timeout,
-                stdout,
-                stderr,
-                status,
-            }),
-            Some(stream) => CommunicateError::LimitExceeded(LimitExceeded {
-                args,
-                stream,
-                limit: st.comm.opts.limit(stream).map_or(0, CaptureLimit::bytes),
-                stdout,
-                stderr,
-                status,
-            }),
-        }
+        let over = over.map(|s| (s, st.comm.opts.limit(s).map_or(0, CaptureLimit::bytes)));
+        CommunicateError::stopped(args, timeout, over, [stdout, stderr], status)
     }
 
     /// Kills the child (and its own process group), reads what the pipes still give for at

@@ -234,6 +234,34 @@ pub enum CommunicateError {
 }
 
 impl CommunicateError {
+    /// The error of a communication that stopped early with the output read so far: a
+    /// timeout, or, when `over` names a stream, that stream's cap of `limit` bytes exceeded.
+    pub(crate) fn stopped(
+        args: Vec<OsString>,
+        timeout: Duration,
+        over: Option<(Stream, usize)>,
+        [stdout, stderr]: [Vec<u8>; 2],
+        status: Option<ExitStatus>,
+    ) -> CommunicateError {
+        match over {
+            None => CommunicateError::Timeout(TimeoutExpired {
+                args,
+                timeout,
+                stdout,
+                stderr,
+                status,
+            }),
+            Some((stream, limit)) => CommunicateError::LimitExceeded(LimitExceeded {
+                args,
+                stream,
+                limit,
+                stdout,
+                stderr,
+                status,
+            }),
+        }
+    }
+
     /// The stdout read before the error (empty for an I/O error).
     pub fn stdout(&self) -> &[u8] {
         match self {

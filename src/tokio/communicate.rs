@@ -17,7 +17,7 @@ use ::tokio::time::Instant;
 use super::child::Child;
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
 use crate::capture::{next_read, tee_write, CaptureLimit, CaptureOptions};
-use crate::outcome::{CommunicateError, LimitExceeded, Output, TimeoutExpired};
+use crate::outcome::{CommunicateError, Output};
 use crate::status::ExitStatus;
 use crate::sys;
 use crate::sys::poll::{Prefaulted, SigpipeGuard};
@@ -265,23 +265,8 @@ impl Child {
         let st = self.state();
         let [stdout, stderr] = st.partial(over, status.is_some());
         let status = status.flatten();
-        match over {
-            None => CommunicateError::Timeout(TimeoutExpired {
-                args,
-                timeout,
-                stdout,
-                stderr,
-                status,
-            }),
-            Some(stream) => CommunicateError::LimitExceeded(LimitExceeded {
-                args,
-                stream,
-                limit: st.opts.limit(stream).map_or(0, CaptureLimit::bytes),
-                stdout,
-                stderr,
-                status,
-            }),
-        }
+        let over = over.map(|s| (s, st.opts.limit(s).map_or(0, CaptureLimit::bytes)));
+        CommunicateError::stopped(args, timeout, over, [stdout, stderr], status)
     }
 
     /// Kills the child (and its own process group), reads what the pipes still give for at
