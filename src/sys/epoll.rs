@@ -56,18 +56,9 @@ pub(crate) fn epoll_wait(
     deadline: Option<Instant>,
 ) -> io::Result<usize> {
     let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    loop {
-        let ms = super::poll::timeout_ms(deadline);
-        // SAFETY: `events` is a valid, exclusively borrowed array of at least `max` entries.
-        match cvt(unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, ms) }) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(0);
-                }
-            }
-            Ok(n) => return Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: `events` is a valid, exclusively borrowed array of at least `max` entries.
+    super::poll::sleep_until(deadline, true, |ms| unsafe {
+        libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, ms)
+    })
+    .map(Option::unwrap_or_default)
 }

@@ -28,24 +28,40 @@ pub(crate) fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
     }
 }
 
+/// Calls `wait` — a `poll`-like system call, given its timeout in milliseconds — until it
+/// reports something or `deadline` passes (`None`: no deadline); `Some(0)` then. A signal that
+/// interrupts the sleep resumes it with the time that is left, or, unless `resume`, returns
+/// `None` so that the caller can run its signal handlers (then call again: the deadline is
+/// absolute).
+pub(crate) fn sleep_until(
+    deadline: Option<Instant>,
+    resume: bool,
+    mut wait: impl FnMut(libc::c_int) -> libc::c_int,
+) -> io::Result<Option<usize>> {
+    loop {
+        match cvt(wait(timeout_ms(deadline))) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Some(0));
+                }
+            }
+            Ok(n) => return Ok(Some(n as usize)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && resume => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `poll(2)` until at least one descriptor is ready or `deadline` passes (`None`: no deadline).
 /// Returns the number of ready descriptors, `0` once the deadline has passed. A signal that
 /// interrupts the sleep resumes it with the time that is left.
 pub(crate) fn poll(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<usize> {
-    loop {
-        let ms = timeout_ms(deadline);
-        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
-        match cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(0);
-                }
-            }
-            Ok(n) => return Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+    sleep_until(deadline, true, |ms| unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms)
+    })
+    .map(Option::unwrap_or_default)
 }
 
 /// [`poll`], except that a signal that interrupts the sleep returns `None`, so that the caller
@@ -54,20 +70,10 @@ pub(crate) fn poll_or_signal(
     fds: &mut [libc::pollfd],
     deadline: Option<Instant>,
 ) -> io::Result<Option<usize>> {
-    loop {
-        let ms = timeout_ms(deadline);
-        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
-        match cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(Some(0));
-                }
-            }
-            Ok(n) => return Ok(Some(n as usize)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs.
+    sleep_until(deadline, false, |ms| unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms)
+    })
 }
 
 /// How much of a buffer's allocation is known to be faulted in, so that each page is populated

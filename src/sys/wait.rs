@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
-use super::{cvt, cvt_r};
+use super::cvt_r;
 
 /// `waitpid(pid, WNOHANG)`: `Some(raw status)` once the child has been reaped.
 pub(crate) fn waitpid_nohang(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
@@ -42,33 +42,12 @@ pub(crate) fn wait_exited_noreap(pid: libc::pid_t) -> io::Result<()> {
 /// Sleeps until `fd` is readable or `deadline` passes (`None`: no deadline). Returns whether it
 /// became readable. Signals that interrupt the sleep resume it with the time that is left.
 pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
-    loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up so that we never wake before the deadline and spin.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                ms.min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd.
-        match cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }) {
-            Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(false);
-                }
-            }
-            Ok(_) => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut pfd = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    super::poll::poll(&mut pfd, deadline).map(|ready| ready > 0)
 }
 
 /// `waitid(P_PIDFD, pidfd, WEXITED | options)`, retrying `EINTR`: the raw wait status of the
