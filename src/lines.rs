@@ -267,14 +267,19 @@ impl Iterator for Lines<'_> {
     }
 }
 
+/// Hands a line iterator's state back to the handle, for the next `communicate` or iterator,
+/// and its read ends back in blocking mode (stdin was never touched).
+pub(crate) fn give_back(popen: &mut Popen, st: Box<CommState>) {
+    popen.put_io_state(st);
+    let stdin = popen.stdin.take();
+    popen.set_pipes_blocking();
+    popen.stdin = stdin;
+}
+
 impl Drop for Lines<'_> {
     fn drop(&mut self) {
         if let Some(st) = self.st.take() {
-            self.popen.put_io_state(st);
-            // Give the read ends back in blocking mode; stdin was never touched.
-            let stdin = self.popen.stdin.take();
-            self.popen.set_pipes_blocking();
-            self.popen.stdin = stdin;
+            give_back(self.popen, st);
         }
     }
 }

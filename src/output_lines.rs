@@ -442,11 +442,7 @@ impl Iterator for OutputLines<'_> {
 impl Drop for OutputLines<'_> {
     fn drop(&mut self) {
         if let Some(st) = self.st.take() {
-            self.popen.put_io_state(st);
-            // Give the read ends back in blocking mode; stdin was never touched.
-            let stdin = self.popen.stdin.take();
-            self.popen.set_pipes_blocking();
-            self.popen.stdin = stdin;
+            crate::lines::give_back(self.popen, st);
         }
     }
 }
