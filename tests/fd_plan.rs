@@ -3,7 +3,7 @@
 mod common;
 
 use common::{in_scenario, on_each_path, output, run_scenario, scenario_passed};
-use popen::{Command, SpawnPath, Stdio};
+use popen::{Command, RunOptions, SpawnPath, Stdio};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -174,4 +174,139 @@ fn close_in_child_of_a_descriptor_that_is_not_open_fails_with_ebadf() {
             assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{path}");
         }
     }
+}
+
+/// (device, inode) of what `fd` refers to.
+fn identity(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: fstat only writes the struct on our stack.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some((st.st_dev, st.st_ino))
+    }
+}
+
+#[test]
+fn a_parent_holding_thousands_of_descriptors_gives_a_child_only_its_own() {
+    let name = "a_parent_holding_thousands_of_descriptors_gives_a_child_only_its_own";
+    if !in_scenario(name) {
+        // Thousands of open descriptors, some inheritable, and a raised limit: process-wide.
+        assert!(run_scenario(name, |_| {}).success());
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this scenario process's own limit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(4096);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let count = (limit.rlim_cur as usize).saturating_sub(100).min(3000);
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let held: Vec<OwnedFd> = (0..count)
+        .map(|i| {
+            let fd = OwnedFd::from(null.try_clone().unwrap());
+            if i % 2 == 0 {
+                // SAFETY: clears close-on-exec on a descriptor this scenario owns.
+                assert_ne!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }, -1);
+            }
+            fd
+        })
+        .collect();
+    let inheritable = held[count - 2].as_raw_fd();
+    let low_inheritable = held[0].as_raw_fd();
+    let before: Vec<_> = (0..3).map(identity).collect();
+    for path in SpawnPath::ALL {
+        // Twice: the first child of a path may be made differently from the next ones.
+        for round in 0..2 {
+            // Above every other descriptor. (posix_spawn cannot pass one with close_fds on.)
+            let pass = held[count - 1].try_clone().unwrap();
+            let passed = pass.as_raw_fd();
+            let passes = path != SpawnPath::PosixSpawn;
+            let probe = format!(
+                "for fd in {low_inheritable} {inheritable} {passed}; do \
+                   if test -e /dev/fd/$fd; then echo $fd open; else echo $fd closed; fi; \
+                 done; read line; echo \"$line\"; echo err >&2"
+            );
+            let mut cmd = Command::shell(&probe);
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn_path(path);
+            if passes {
+                cmd.pass_fd(pass);
+            }
+            let mut child = cmd.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(b"input\n").unwrap();
+            let out = common::read_all(&mut child);
+            let err = common::read_stderr(&mut child);
+            assert!(child.wait().unwrap().success(), "{path} round {round}");
+            let state = if passes { "open" } else { "closed" };
+            let want = format!(
+                "{low_inheritable} closed\n{inheritable} closed\n{passed} {state}\ninput\n"
+            );
+            assert_eq!(
+                (out.as_str(), err.as_str()),
+                (want.as_str(), "err\n"),
+                "{path}"
+            );
+        }
+    }
+    // The child's redirections and closes were made in its own table, never in this one.
+    assert_eq!((0..3).map(identity).collect::<Vec<_>>(), before);
+    for fd in &held {
+        assert!(
+            identity(fd.as_raw_fd()).is_some(),
+            "{} was closed",
+            fd.as_raw_fd()
+        );
+    }
+    scenario_passed();
+}
+
+#[test]
+fn spawns_with_redirections_from_threads_leave_the_parents_own_descriptors_alone() {
+    // Children redirect their streams and close everything else while another thread of the
+    // parent keeps using its descriptors: each of those must still be what it was.
+    let path = std::env::temp_dir().join(format!("popen-fd-plan-{}", std::process::id()));
+    std::fs::write(&path, b"parent's own data\n").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let before: Vec<_> = (0..3).map(identity).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut rounds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds == 0 {
+                let mut text = String::new();
+                let mut f = file.try_clone().unwrap();
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::Start(0)).unwrap();
+                f.read_to_string(&mut text).unwrap();
+                assert_eq!(text, "parent's own data\n");
+                rounds += 1;
+            }
+        });
+        let spawners: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    for path in SpawnPath::ALL.into_iter().cycle().take(60) {
+                        let mut cmd = Command::shell("read x; echo \"$x\" >&2");
+                        cmd.spawn_path(path);
+                        let opts = RunOptions::new().input(&b"ok\n"[..]).capture_stderr();
+                        let done = popen::run(&mut cmd, &opts).unwrap();
+                        assert_eq!(done.stderr, b"ok\n", "{path}");
+                    }
+                })
+            })
+            .collect();
+        for t in spawners {
+            t.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+    });
+    assert_eq!((0..3).map(identity).collect::<Vec<_>>(), before);
 }

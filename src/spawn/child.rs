@@ -84,6 +84,10 @@ pub(crate) struct ChildPlan<'a> {
     pub(crate) pdeathsig: Option<(libc::c_int, libc::pid_t)>,
     /// The steps run in the calling process (`Command::exec`), not in a new child.
     pub(crate) in_place: bool,
+    /// The child was made sharing the parent's descriptor table (`CLONE_FILES`): its first
+    /// step takes a copy of its own holding only the descriptors below this number (see
+    /// [`unshare_fd_table`]).
+    pub(crate) unshare_fds_below: Option<libc::c_uint>,
 }
 
 /// Reads the thread's errno.
@@ -130,10 +134,49 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     if let Report::Shared(shared) = plan.report {
         shared.mark_started();
     }
+    if let Some(first) = plan.unshare_fds_below {
+        // SAFETY: the caller keeps the contract.
+        if let Err(errno) = unsafe { unshare_fd_table(first) } {
+            // SAFETY: the report is shared memory: no descriptor is touched.
+            unsafe { fail_with(plan.report, Step::Spawn, errno) }
+        }
+    }
     // SAFETY: the caller keeps the contract.
     let (step, errno) = unsafe { run_steps_and_exec(plan, hooks) };
     // SAFETY: writes a fixed record and exits.
     unsafe { fail_with(plan.report, step, errno) }
+}
+
+/// Gives a child made with `CLONE_FILES` a descriptor table of its own, holding only the
+/// descriptors below `first` (the parent computed it above every descriptor the steps use),
+/// as `close_fds` would leave it: `close_range(first, ~0, CLOSE_RANGE_UNSHARE)` copies just
+/// those (Linux ≥ 5.9). Where that is refused, `unshare(CLONE_FILES)` copies the whole table,
+/// and `close_fds` closes the rest later, as without `CLONE_FILES`.
+///
+/// Until this returns the table is the parent's: nothing else may touch a descriptor.
+///
+/// # Safety
+///
+/// See the module's child contract.
+unsafe fn unshare_fd_table(first: libc::c_uint) -> Result<(), i32> {
+    // Linux's CLOSE_RANGE_UNSHARE (include/uapi/linux/close_range.h).
+    const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
+    // SAFETY: both calls only replace this child's reference to the shared table with a copy.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_UNSHARE,
+        ) == 0
+        {
+            return Ok(());
+        }
+        if libc::unshare(libc::CLONE_FILES) == 0 {
+            return Ok(());
+        }
+        Err(errno())
+    }
 }
 
 /// Runs the setup steps in CPython's order, then tries each candidate path with `execve`.

@@ -18,7 +18,7 @@ use super::child::{self, ChildPlan};
 use super::prepare::{FdPlan, Prepared};
 use super::report::{Report, SharedReport};
 use super::request::Request;
-use super::{child_plan, finish, Started};
+use super::{child_plan, finish, strategy, Started};
 use crate::error::{SpawnError, Step};
 use crate::sys::signal::SignalBlockGuard;
 
@@ -134,13 +134,24 @@ pub(super) fn spawn(
     // The child starts with everything blocked, so it always sets its mask: the one asked for,
     // or the one this thread had before the guard ("inherit").
     let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
+    let mut plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
+    // With `close_fds`, the child keeps only the descriptors its steps name: it is made sharing
+    // this process's descriptor table and copies just the low part it needs, so that the cost
+    // of a spawn does not grow with the number of descriptors this process holds (`clone`
+    // would copy the whole table, and `exec` close most of it again). Only once a child was
+    // seen sharing memory: an emulator that runs these children as forks (valgrind) may stop
+    // the program at a `clone` that asks for more sharing.
+    plan.unshare_fds_below = (req.close_fds && strategy::vm_shared())
+        .then(|| fds_used_below(&plan))
+        .flatten();
+    let share_fds = plan.unshare_fds_below.is_some();
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
     // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
     // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
     // kernel makes it close-on-exec: a child another thread starts meanwhile drops it at exec.
     let pidfd_flag = if with_pidfd { libc::CLONE_PIDFD } else { 0 };
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | pidfd_flag | libc::SIGCHLD;
+    let files_flag = if share_fds { libc::CLONE_FILES } else { 0 };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | files_flag | pidfd_flag | libc::SIGCHLD;
     let mut pidfd: libc::c_int = -1;
     let pidfd_out = &mut pidfd as *mut libc::c_int;
     let pid = with_child_stack(|stack| {
@@ -163,11 +174,31 @@ pub(super) fn spawn(
         // The child ran in memory of its own: whether it exec'd cannot be told (a failure will
         // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
         // this process take the fork path, whose pipe works anyway.
-        super::strategy::mark_vm_not_shared();
+        strategy::mark_vm_not_shared();
         return finish(req, prep, Ok(None), pid, pidfd);
     }
+    strategy::mark_vm_shared();
     // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
     finish(req, prep, Ok(report.get()), pid, pidfd)
+}
+
+/// One above the highest descriptor the child's steps use (at least 3: the standard streams
+/// stay as inherited when not redirected); `None` if that is past the largest descriptor
+/// number (the step that names it fails: the child then copies the whole table, as `clone`
+/// would).
+fn fds_used_below(plan: &ChildPlan<'_>) -> Option<libc::c_uint> {
+    let used = plan
+        .fds
+        .iter()
+        .chain(plan.extra_fds.iter().map(|(src, _)| src))
+        .chain(plan.pass_fds)
+        .chain(plan.keep_fds)
+        .chain(plan.close)
+        .chain(plan.report.fd().as_ref())
+        .copied()
+        .max()
+        .unwrap_or(-1);
+    used.max(2).checked_add(1).map(|n| n as libc::c_uint)
 }
 
 #[cfg(test)]

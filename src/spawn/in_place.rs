@@ -45,6 +45,7 @@ fn exec_or_fail(req: &mut Request) -> Result<Infallible, SpawnError> {
     let hooks: *mut [Hook] = req.hooks.as_mut_slice();
     let plan = ChildPlan {
         in_place: true,
+        unshare_fds_below: None,
         // The signal is tied to this process's parent, as it would be after a fork.
         // SAFETY: getppid cannot fail.
         pdeathsig: req

@@ -233,6 +233,7 @@ fn child_plan<'a>(
             .parent_death_signal
             .map(|s| (s, std::process::id() as libc::pid_t)),
         in_place: false,
+        unshare_fds_below: None,
     }
 }
 

@@ -140,6 +140,24 @@ pub(crate) fn mark_vm_not_shared() {
     VM_NOT_SHARED.store(true, Ordering::Relaxed);
 }
 
+/// Set once a vfork-style child of this process was seen sharing its memory: the kernel runs
+/// `CLONE_VM` children as asked, not as forks (valgrind does, and stops the whole program at a
+/// `clone` it cannot turn into a fork, such as one with `CLONE_FILES` too).
+static VM_SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Records that a vfork-style child shared this process's memory.
+pub(crate) fn mark_vm_shared() {
+    if !VM_SHARED.load(Ordering::Relaxed) {
+        VM_SHARED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether a vfork-style child was seen sharing this process's memory (then the next ones may
+/// share more: see `clone_vfork`).
+pub(crate) fn vm_shared() -> bool {
+    VM_SHARED.load(Ordering::Relaxed)
+}
+
 /// The highest number `pass_fd_as` may choose for `posix_spawn` to take it with `close_fds` on.
 pub(crate) const MAX_CHOSEN_WITH_CLOSE_FDS: i32 = 1024;
 
