@@ -46,12 +46,22 @@ pub const VARIANTS: [&str; 10] = [
 /// The peers: the libraries popen is compared against (not the raw ceiling).
 pub const PEERS: [&str; 4] = ["std", "subprocess", "duct", "cpython"];
 
-/// The spawn scenarios: key, spawn options, threads.
-const SPAWN_SCENARIOS: [(&str, &str, usize); 3] = [
+/// The spawn scenarios: key, spawn options, threads. `fds`: default options while the
+/// spawning process holds [`HELD_FDS`] open descriptors.
+const SPAWN_SCENARIOS: [(&str, &str, usize); 4] = [
     ("spawn", "default", 1),
     ("spawn_full", "full", 1),
     ("spawn_2threads", "default", 2),
+    ("spawn_fds", "fds", 1),
 ];
+
+/// The open descriptors the worker holds in `spawn_fds` (a server with that many connections).
+pub const HELD_FDS: usize = 10_000;
+
+/// Whether spawn scenario `key` runs at parent memory `rss` (`spawn_fds` only without any).
+fn spawn_runs_at(key: &str, rss: usize) -> bool {
+    key != "spawn_fds" || rss == 0
+}
 
 struct Config {
     quick: bool,
@@ -336,13 +346,13 @@ impl Run {
         };
         let scenarios: Vec<_> = SPAWN_SCENARIOS
             .iter()
-            .filter(|s| self.cfg.wants(s.0))
+            .filter(|s| self.cfg.wants(s.0) && spawn_runs_at(s.0, rss))
             .collect();
         if self.cfg.warm_secs > 0.0 {
             for &&(_, opts, threads) in &scenarios {
                 for v in VARIANTS {
                     let req = json!({"op": "spawn", "opts": opts, "threads": threads,
-                        "secs": self.cfg.warm_secs, "min_iters": 1});
+                        "secs": self.cfg.warm_secs, "min_iters": 1, "hold_fds": HELD_FDS});
                     self.measure(w, at("warm-up", rss, v, None), req, record);
                 }
             }
@@ -351,7 +361,8 @@ impl Run {
             for (si, &&(key, opts, threads)) in scenarios.iter().enumerate() {
                 for v in rotated(b + si * 3) {
                     let req = json!({"op": "spawn", "opts": opts, "threads": threads,
-                        "secs": self.cfg.spawn_secs, "min_iters": self.cfg.min_iters});
+                        "secs": self.cfg.spawn_secs, "min_iters": self.cfg.min_iters,
+                        "hold_fds": HELD_FDS});
                     self.measure(w, at(key, rss, v, Some(b)), req, record);
                 }
             }
@@ -531,7 +542,9 @@ fn missing(samples: &Samples, cfg: &Config) -> Vec<String> {
     let mut expected: Vec<(&str, usize)> = Vec::new();
     for &rss in &cfg.rss_levels {
         for (key, _, _) in SPAWN_SCENARIOS {
-            expected.push((key, rss));
+            if spawn_runs_at(key, rss) {
+                expected.push((key, rss));
+            }
         }
     }
     for key in ["capture", "duplex", "wait_latency", "wait_cpu", "many"] {
@@ -614,8 +627,9 @@ fn usage() -> ! {
     eprintln!(
         "usage: popen-bench [--quick] [--only SCENARIO,...] [--rss MIB,...] [--batches N] [--out DIR]\n\
          \x20      popen-bench --report RESULTS.json [--out DIR]   (tables and plot again)\n\
-         scenarios: spawn, spawn_full, spawn_2threads, capture, duplex, wait, many, async (async_many,\n\
-         \x20          async_spawn1, async_spawn2, async_capture, async_duplex, async_wait)"
+         scenarios: spawn, spawn_full, spawn_2threads, spawn_fds, capture, duplex, wait, many,\n\
+         \x20          async (async_many, async_spawn1, async_spawn2, async_capture, async_duplex,\n\
+         \x20          async_wait)"
     );
     std::process::exit(2)
 }

@@ -282,9 +282,16 @@ impl Report<'_> {
         if s.is_empty(key) {
             return;
         }
+        // The memory sizes this scenario ran at (`spawn_fds`: only without any).
+        let levels: Vec<usize> = self
+            .rss_levels
+            .iter()
+            .copied()
+            .filter(|&r| VARIANTS.iter().any(|v| s.median(key, r, v).is_some()))
+            .collect();
         let batches = VARIANTS
             .iter()
-            .flat_map(|v| self.rss_levels.iter().map(move |&r| (v, r)))
+            .flat_map(|v| levels.iter().map(move |&r| (v, r)))
             .filter_map(|(v, r)| s.stats(key, r, v, "rate").map(|st| st.n))
             .max()
             .unwrap_or(0);
@@ -295,23 +302,23 @@ impl Report<'_> {
         );
         let mut head = "| variant | path |".to_string();
         let mut rule = "|---|---|".to_string();
-        for &r in self.rss_levels {
+        for &r in &levels {
             let _ = write!(head, " RSS {} | × raw |", fmt_rss(r));
             rule.push_str("---:|---:|");
         }
-        let last = *self.rss_levels.last().unwrap_or(&0);
+        let last = *levels.last().unwrap_or(&0);
         let _ = write!(
             head,
             " {} / 0 | CPU µs/spawn, RSS {} |",
             fmt_rss(last),
-            fmt_rss(self.rss_levels[0])
+            fmt_rss(levels[0])
         );
         rule.push_str("---:|---:|");
         let _ = writeln!(out, "{head}\n{rule}");
         for v in VARIANTS {
-            let path = s.path(key, self.rss_levels[0], v).unwrap_or("—");
+            let path = s.path(key, levels[0], v).unwrap_or("—");
             let _ = write!(out, "| {v} | {path} |");
-            for &r in self.rss_levels {
+            for &r in &levels {
                 let st = s.stats(key, r, v, "rate");
                 let ratio = st.map(|x| x.median).zip(s.median(key, r, "raw"));
                 let _ = write!(
@@ -322,7 +329,7 @@ impl Report<'_> {
                 );
             }
             let slow = s.median(key, last, v).zip(s.median(key, 0, v));
-            let cpu = s.stats(key, self.rss_levels[0], v, "cpu_us_per_spawn");
+            let cpu = s.stats(key, levels[0], v, "cpu_us_per_spawn");
             let _ = writeln!(
                 out,
                 " {} | {} |",
@@ -461,6 +468,11 @@ impl Report<'_> {
             "spawn_2threads",
             "3. spawn + wait `/bin/true` from 2 threads at once (total rate), default options",
         );
+        self.spawn_table(
+            &mut out,
+            "spawn_fds",
+            "3b. spawn + wait `/bin/true`, default options, while the parent holds 10,000 open descriptors (close-on-exec)",
+        );
         self.io_table(
             &mut out,
             "capture",
@@ -580,6 +592,19 @@ impl Report<'_> {
                 false,
             ));
         }
+        let best = best_peer(s, "spawn_fds", 0, true);
+        t.push(side_by_side(
+            s,
+            format!(
+                "spawn+wait with 10,000 descriptors open, auto path: rate vs best peer ({})",
+                best.map_or("none", |b| b.0)
+            ),
+            "spawn_fds",
+            0,
+            best.map(|b| b.0),
+            1.5,
+            false,
+        ));
         let best = best_peer(s, "capture", 0, true);
         t.push(side_by_side(
             s,
