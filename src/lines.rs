@@ -54,6 +54,8 @@ pub struct Lines<'a> {
     scan: usize,
     /// An error from preparing the pipes, yielded by the first call.
     failed: Option<io::Error>,
+    /// An error was yielded: the iteration is over (a new one resumes where it stopped).
+    ended: bool,
 }
 
 impl Popen {
@@ -83,6 +85,7 @@ impl Popen {
             timeout: Duration::ZERO,
             scan,
             failed,
+            ended: false,
         }
     }
 
@@ -100,7 +103,7 @@ impl<'a> Lines<'a> {
     /// Gives the whole iteration, and [`finish`](Self::finish), at most `timeout` from now. When
     /// it expires, the iterator yields an error of kind `TimedOut` (the child is left running,
     /// unless [`CaptureOptions::kill_on_timeout`](crate::CaptureOptions::kill_on_timeout) is
-    /// set).
+    /// set), then ends; [`Popen::lines`] again goes on from there.
     ///
     /// # Examples
     ///
@@ -113,6 +116,7 @@ impl<'a> Lines<'a> {
     /// let mut lines = child.lines().timeout(Duration::from_millis(300));
     /// assert_eq!(lines.next().unwrap()?, "first");
     /// assert_eq!(lines.next().unwrap().unwrap_err().kind(), ErrorKind::TimedOut);
+    /// assert!(lines.next().is_none());
     /// drop(lines);
     /// child.kill()?;
     /// # Ok::<(), std::io::Error>(())
@@ -148,7 +152,8 @@ impl<'a> Lines<'a> {
     /// # Errors
     ///
     /// As [`Popen::communicate`]: a timeout, an exceeded cap (both carrying the bytes not yet
-    /// handed out), or a failing system call.
+    /// handed out), or a failing system call. After an error the iteration is over (`None`); a
+    /// new iterator on the same child resumes where this one stopped, losing no byte.
     ///
     /// # Examples
     ///
@@ -162,12 +167,21 @@ impl<'a> Lines<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_bytes(&mut self) -> Option<Result<Vec<u8>, CommunicateError>> {
-        if let Some(e) = self.failed.take() {
-            return Some(Err(CommunicateError::Io(e)));
+        if self.ended {
+            return None;
         }
-        let mut st = self.st.take()?;
-        let next = self.next_in(&mut st);
-        self.st = Some(st);
+        let next = match self.failed.take() {
+            Some(e) => Some(Err(CommunicateError::Io(e))),
+            None => {
+                let mut st = self.st.take()?;
+                let next = self.next_in(&mut st);
+                self.st = Some(st);
+                next
+            }
+        };
+        // A timeout, a cap or a failed call ends the iteration: asked again, the same error
+        // would come back at once, and a `flatten()` would spin on it for ever.
+        self.ended = matches!(next, Some(Err(_)));
         next
     }
 

@@ -117,6 +117,8 @@ pub struct OutputLines<'a> {
     pumps: u64,
     /// An error from preparing the pipes, yielded by the first call.
     failed: Option<io::Error>,
+    /// An error was yielded: the iteration is over (a new one resumes where it stopped).
+    ended: bool,
 }
 
 /// An iterator over the lines of a child's stderr as they arrive, made by
@@ -216,13 +218,15 @@ impl<'a> OutputLines<'a> {
             cursors,
             pumps: 0,
             failed,
+            ended: false,
         }
     }
 
     /// Gives the whole iteration, and [`finish`](Self::finish), at most `timeout` from now. When
     /// it expires, the iterator yields an error of kind `TimedOut` (the child is left running,
     /// unless [`CaptureOptions::kill_on_timeout`](crate::CaptureOptions::kill_on_timeout) is
-    /// set) — also when a grandchild keeps a pipe open after the child exited.
+    /// set) — also when a grandchild keeps a pipe open after the child exited — then ends;
+    /// [`Popen::output_lines`] again goes on from there.
     ///
     /// # Examples
     ///
@@ -254,7 +258,8 @@ impl<'a> OutputLines<'a> {
     /// # Errors
     ///
     /// As [`Popen::communicate`]: a timeout, an exceeded cap (both carrying the bytes not yet
-    /// handed out), or a failing system call.
+    /// handed out), or a failing system call. After an error the iteration is over (`None`); a
+    /// new iterator on the same child resumes where this one stopped, losing no byte.
     ///
     /// # Examples
     ///
@@ -273,12 +278,21 @@ impl<'a> OutputLines<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Result<RawLine, CommunicateError>> {
-        if let Some(e) = self.failed.take() {
-            return Some(Err(CommunicateError::Io(e)));
+        if self.ended {
+            return None;
         }
-        let mut st = self.st.take()?;
-        let next = self.next_in(&mut st);
-        self.st = Some(st);
+        let next = match self.failed.take() {
+            Some(e) => Some(Err(CommunicateError::Io(e))),
+            None => {
+                let mut st = self.st.take()?;
+                let next = self.next_in(&mut st);
+                self.st = Some(st);
+                next
+            }
+        };
+        // A timeout, a cap or a failed call ends the iteration: asked again, the same error
+        // would come back at once, and a `flatten()` would spin on it for ever.
+        self.ended = matches!(next, Some(Err(_)));
         next
     }
 

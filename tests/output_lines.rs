@@ -364,3 +364,44 @@ fn stderr_lines_dropped_midway_then_communicate_returns_the_rest() {
     assert_eq!(out.stdout, b"out1\nout2\n");
     assert_eq!(out.stderr, b"err2\n");
 }
+
+#[test]
+fn after_a_timeout_the_iteration_ends_and_a_new_one_goes_on_without_loss() {
+    // The second line comes after the first iteration's deadline.
+    let mut child = both_piped("echo one; echo two >&2; sleep 0.6; echo three; echo four >&2");
+    let started = Instant::now();
+    // `flatten` drops the error: the loop must still end (not spin on the error).
+    let first: Vec<Line> = child
+        .output_lines()
+        .timeout(Duration::from_millis(200))
+        .flatten()
+        .collect();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(texts(&first, Stream::Stdout), ["one"]);
+    assert_eq!(texts(&first, Stream::Stderr), ["two"]);
+    let rest: Vec<Line> = child
+        .output_lines()
+        .timeout(Duration::from_secs(30))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(texts(&rest, Stream::Stdout), ["three"]);
+    assert_eq!(texts(&rest, Stream::Stderr), ["four"]);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn after_a_timeout_stdout_lines_end_and_new_lines_go_on_without_loss() {
+    let mut child = Command::shell("echo one; sleep 0.6; echo two")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = child.lines().timeout(Duration::from_millis(200));
+    assert_eq!(lines.next().unwrap().unwrap(), "one");
+    let err = lines.next().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(lines.next().is_none());
+    drop(lines);
+    let rest: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest, ["two"]);
+    assert!(child.wait().unwrap().success());
+}
