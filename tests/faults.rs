@@ -714,3 +714,96 @@ fn soak_spawns_from_four_threads_leave_no_descriptor_and_no_zombie() {
     assert_eq!(open_fds(), baseline);
     scenario_passed();
 }
+
+/// Makes `close_range` and `unshare` fail with EPERM in this thread and the children it makes
+/// from now on, as an older container sandbox does (a seccomp filter that knows neither).
+fn refuse_close_range_and_unshare() {
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xc000_00b7;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: JEQ_K,
+        jt,
+        jf,
+        k,
+    };
+    let filter = [
+        // seccomp_data: nr at offset 0, arch at 4.
+        stmt(LD_W_ABS, 4),
+        jump(AUDIT_ARCH, 0, 4),
+        stmt(LD_W_ABS, 0),
+        jump(libc::SYS_close_range as u32, 2, 0),
+        jump(libc::SYS_unshare as u32, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+        stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl reads the filter program, alive for the call; the filter only makes two
+    // system calls fail, in this scenario process's thread and its children.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog
+            ),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[test]
+fn a_sandbox_refusing_close_range_and_unshare_still_spawns_on_every_path() {
+    if !scenario("a_sandbox_refusing_close_range_and_unshare_still_spawns_on_every_path") {
+        return;
+    }
+    refuse_close_range_and_unshare();
+    // SAFETY: unshare only fails here, by the filter.
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_FILES) }, -1);
+    let (_r, w) = std::io::pipe().unwrap();
+    let inheritable = OwnedFd::from(w);
+    // SAFETY: clears close-on-exec on a descriptor this scenario process owns.
+    assert_ne!(
+        unsafe { libc::fcntl(inheritable.as_raw_fd(), libc::F_SETFD, 0) },
+        -1
+    );
+    let probe = format!(
+        "test -e /dev/fd/{} && echo leaked; read x; echo \"$x\"",
+        inheritable.as_raw_fd()
+    );
+    for path in SpawnPath::ALL {
+        // Several times: the first vfork-style child is made differently from the next ones.
+        for round in 0..3 {
+            let child = Command::shell(&probe)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn_path(path)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{path} round {round}: {e}"));
+            let (out, err) = talk(child, b"fed\n");
+            assert_eq!(
+                (out.as_str(), err.as_str()),
+                ("fed\n", ""),
+                "{path} round {round}"
+            );
+        }
+    }
+    scenario_passed();
+}

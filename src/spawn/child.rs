@@ -137,6 +137,8 @@ pub(crate) unsafe fn child_main(plan: &ChildPlan<'_>, hooks: &mut [Hook]) -> ! {
     if let Some(first) = plan.unshare_fds_below {
         // SAFETY: the caller keeps the contract.
         if let Err(errno) = unsafe { unshare_fd_table(first) } {
+            // The one failure reported as `Spawn`: the parent then starts the child again
+            // without sharing its table (see `clone_vfork`).
             // SAFETY: the report is shared memory: no descriptor is touched.
             unsafe { fail_with(plan.report, Step::Spawn, errno) }
         }

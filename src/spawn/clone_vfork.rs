@@ -129,28 +129,61 @@ pub(super) fn spawn(
     fds: &FdPlan,
     with_pidfd: bool,
 ) -> Result<Started, SpawnError> {
-    let report = SharedReport::default();
-    let guard = SignalBlockGuard::block_all();
-    // The child starts with everything blocked, so it always sets its mask: the one asked for,
-    // or the one this thread had before the guard ("inherit").
-    let mask = prep.mask.unwrap_or(*guard.old_mask());
-    let mut plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
     // With `close_fds`, the child keeps only the descriptors its steps name: it is made sharing
     // this process's descriptor table and copies just the low part it needs, so that the cost
     // of a spawn does not grow with the number of descriptors this process holds (`clone`
     // would copy the whole table, and `exec` close most of it again). Only once a child was
     // seen sharing memory: an emulator that runs these children as forks (valgrind) may stop
     // the program at a `clone` that asks for more sharing.
-    plan.unshare_fds_below = (req.close_fds && strategy::vm_shared())
-        .then(|| fds_used_below(&plan))
-        .flatten();
-    let share_fds = plan.unshare_fds_below.is_some();
+    let share_fds = req.close_fds && strategy::may_share_fd_table();
+    match start(req, prep, fds, with_pidfd, share_fds)? {
+        Attempt::Done(started) => started,
+        Attempt::CouldNotUnshare => {
+            // A sandbox refused the child both ways of leaving the shared table: this process's
+            // children copy it from now on, as `clone` does, starting with this one.
+            strategy::mark_fd_table_sharing_refused();
+            match start(req, prep, fds, with_pidfd, false)? {
+                Attempt::Done(started) => started,
+                Attempt::CouldNotUnshare => unreachable!("a child that shares no table"),
+            }
+        }
+    }
+}
+
+/// What one attempt at starting the child gave.
+enum Attempt {
+    /// The child exec'd, or the spawn failed as `finish` reports it.
+    Done(Result<Started, SpawnError>),
+    /// The child, made sharing the descriptor table, could not take a copy of its own; it
+    /// exited and was reaped.
+    CouldNotUnshare,
+}
+
+/// Makes the child, sharing this process's descriptor table when `share_fds`.
+fn start(
+    req: &Request,
+    prep: &Prepared,
+    fds: &FdPlan,
+    with_pidfd: bool,
+    share_fds: bool,
+) -> Result<Attempt, SpawnError> {
+    let report = SharedReport::default();
+    let guard = SignalBlockGuard::block_all();
+    // The child starts with everything blocked, so it always sets its mask: the one asked for,
+    // or the one this thread had before the guard ("inherit").
+    let mask = prep.mask.unwrap_or(*guard.old_mask());
+    let mut plan = child_plan(req, prep, fds, Report::Shared(&report), Some(&mask), true);
+    plan.unshare_fds_below = share_fds.then(|| fds_used_below(&plan)).flatten();
     let arg = &plan as *const ChildPlan<'_> as *mut libc::c_void;
     // CLONE_PIDFD: the handle holds a pidfd from the child's birth, so no later wait or signal
     // can reach a recycled pid even if the child is reaped elsewhere (SIGCHLD ignored). The
     // kernel makes it close-on-exec: a child another thread starts meanwhile drops it at exec.
     let pidfd_flag = if with_pidfd { libc::CLONE_PIDFD } else { 0 };
-    let files_flag = if share_fds { libc::CLONE_FILES } else { 0 };
+    let files_flag = if plan.unshare_fds_below.is_some() {
+        libc::CLONE_FILES
+    } else {
+        0
+    };
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | files_flag | pidfd_flag | libc::SIGCHLD;
     let mut pidfd: libc::c_int = -1;
     let pidfd_out = &mut pidfd as *mut libc::c_int;
@@ -175,11 +208,17 @@ pub(super) fn spawn(
         // show as exit status 127, as with the C library's posix_spawn here). Later spawns of
         // this process take the fork path, whose pipe works anyway.
         strategy::mark_vm_not_shared();
-        return finish(req, prep, Ok(None), pid, pidfd);
+        return Ok(Attempt::Done(finish(req, prep, Ok(None), pid, pidfd)));
     }
     strategy::mark_vm_shared();
-    // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place.
-    finish(req, prep, Ok(report.get()), pid, pidfd)
+    // The child has exec'd or exited (CLONE_VFORK): its report, if any, is in place. The only
+    // step a child reports as `Spawn` is leaving the shared descriptor table.
+    let reported = report.get();
+    if files_flag != 0 && matches!(reported, Some((Step::Spawn, _))) {
+        super::reap_failed(pid, pidfd);
+        return Ok(Attempt::CouldNotUnshare);
+    }
+    Ok(Attempt::Done(finish(req, prep, Ok(reported), pid, pidfd)))
 }
 
 /// One above the highest descriptor the child's steps use (at least 3: the standard streams

@@ -152,10 +152,19 @@ pub(crate) fn mark_vm_shared() {
     }
 }
 
-/// Whether a vfork-style child was seen sharing this process's memory (then the next ones may
-/// share more: see `clone_vfork`).
-pub(crate) fn vm_shared() -> bool {
-    VM_SHARED.load(Ordering::Relaxed)
+/// Set once a child made sharing this process's descriptor table could not take a copy of its
+/// own (a sandbox refusing both `close_range` and `unshare`).
+static FD_TABLE_SHARING_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Records that a child could not leave this process's descriptor table.
+pub(crate) fn mark_fd_table_sharing_refused() {
+    FD_TABLE_SHARING_REFUSED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a vfork-style child may be made sharing this process's descriptor table (see
+/// `clone_vfork`): one was seen sharing its memory, and none failed to leave the table.
+pub(crate) fn may_share_fd_table() -> bool {
+    VM_SHARED.load(Ordering::Relaxed) && !FD_TABLE_SHARING_REFUSED.load(Ordering::Relaxed)
 }
 
 /// The highest number `pass_fd_as` may choose for `posix_spawn` to take it with `close_fds` on.
