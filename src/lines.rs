@@ -52,10 +52,47 @@ pub struct Lines<'a> {
     timeout: Duration,
     /// Where the search for the next newline resumes in the stdout buffer.
     scan: usize,
+    ending: Ending,
+}
+
+/// How a line iterator ends: after the error from preparing the pipes, if there was one, or
+/// after any error it yields. A timeout, a cap or a failed call, asked again, would come back
+/// at once, and a `flatten()` would spin on it for ever; a new iterator on the same child
+/// resumes where the ended one stopped.
+pub(crate) struct Ending {
     /// An error from preparing the pipes, yielded by the first call.
     failed: Option<io::Error>,
-    /// An error was yielded: the iteration is over (a new one resumes where it stopped).
+    /// An error was yielded: the iteration is over.
     ended: bool,
+}
+
+impl Ending {
+    /// For an iterator whose pipes were prepared with `prepared`.
+    pub(crate) fn new(prepared: io::Result<()>) -> Ending {
+        Ending {
+            failed: prepared.err(),
+            ended: false,
+        }
+    }
+
+    /// What `next` returns without a step: `None` once ended, the preparation's error first.
+    pub(crate) fn before<T>(&mut self) -> Option<Option<Result<T, CommunicateError>>> {
+        if self.ended {
+            return Some(None);
+        }
+        let failed = self.failed.take()?;
+        self.ended = true;
+        Some(Some(Err(CommunicateError::Io(failed))))
+    }
+
+    /// `next`'s result, `next`, noting an error as the end.
+    pub(crate) fn after<T>(
+        &mut self,
+        next: Option<Result<T, CommunicateError>>,
+    ) -> Option<Result<T, CommunicateError>> {
+        self.ended = matches!(next, Some(Err(_)));
+        next
+    }
 }
 
 impl Popen {
@@ -75,7 +112,7 @@ impl Popen {
     pub fn lines(&mut self) -> Lines<'_> {
         let mut st: Box<CommState> = self.take_io_state().unwrap_or_default();
         st.started = true;
-        let failed = self.prepare_read_ends(&mut st).err();
+        let ending = Ending::new(self.prepare_read_ends(&mut st));
         // Lines an earlier iterator handed out may still sit at the front of the buffer.
         let scan = st.comm.out[0].taken;
         Lines {
@@ -84,8 +121,7 @@ impl Popen {
             deadline: None,
             timeout: Duration::ZERO,
             scan,
-            failed,
-            ended: false,
+            ending,
         }
     }
 
@@ -167,22 +203,13 @@ impl<'a> Lines<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_bytes(&mut self) -> Option<Result<Vec<u8>, CommunicateError>> {
-        if self.ended {
-            return None;
+        if let Some(early) = self.ending.before() {
+            return early;
         }
-        let next = match self.failed.take() {
-            Some(e) => Some(Err(CommunicateError::Io(e))),
-            None => {
-                let mut st = self.st.take()?;
-                let next = self.next_in(&mut st);
-                self.st = Some(st);
-                next
-            }
-        };
-        // A timeout, a cap or a failed call ends the iteration: asked again, the same error
-        // would come back at once, and a `flatten()` would spin on it for ever.
-        self.ended = matches!(next, Some(Err(_)));
-        next
+        let mut st = self.st.take()?;
+        let next = self.next_in(&mut st);
+        self.st = Some(st);
+        self.ending.after(next)
     }
 
     fn next_in(&mut self, st: &mut CommState) -> Option<Result<Vec<u8>, CommunicateError>> {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::communicate::{CommState, Pumped};
 use crate::communicator::{index, Stop, STREAMS};
+use crate::lines::Ending;
 use crate::outcome::{CommunicateError, Output};
 use crate::popen::Popen;
 use crate::text::{DecodeError, Stream};
@@ -115,10 +116,7 @@ pub struct OutputLines<'a> {
     cursors: [Cursor; 2],
     /// How many times the loop has run: orders lines found after different reads.
     pumps: u64,
-    /// An error from preparing the pipes, yielded by the first call.
-    failed: Option<io::Error>,
-    /// An error was yielded: the iteration is over (a new one resumes where it stopped).
-    ended: bool,
+    ending: Ending,
 }
 
 /// An iterator over the lines of a child's stderr as they arrive, made by
@@ -203,7 +201,7 @@ impl<'a> OutputLines<'a> {
     fn new(popen: &'a mut Popen, split: [bool; 2]) -> OutputLines<'a> {
         let mut st: Box<CommState> = popen.take_io_state().unwrap_or_default();
         st.started = true;
-        let failed = popen.prepare_read_ends(&mut st).err();
+        let ending = Ending::new(popen.prepare_read_ends(&mut st));
         // Bytes an earlier line iterator handed out may still sit at the front of a buffer.
         let cursors = STREAMS.map(|s| Cursor {
             split: split[index(s)],
@@ -217,8 +215,7 @@ impl<'a> OutputLines<'a> {
             timeout: Duration::ZERO,
             cursors,
             pumps: 0,
-            failed,
-            ended: false,
+            ending,
         }
     }
 
@@ -278,22 +275,13 @@ impl<'a> OutputLines<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Result<RawLine, CommunicateError>> {
-        if self.ended {
-            return None;
+        if let Some(early) = self.ending.before() {
+            return early;
         }
-        let next = match self.failed.take() {
-            Some(e) => Some(Err(CommunicateError::Io(e))),
-            None => {
-                let mut st = self.st.take()?;
-                let next = self.next_in(&mut st);
-                self.st = Some(st);
-                next
-            }
-        };
-        // A timeout, a cap or a failed call ends the iteration: asked again, the same error
-        // would come back at once, and a `flatten()` would spin on it for ever.
-        self.ended = matches!(next, Some(Err(_)));
-        next
+        let mut st = self.st.take()?;
+        let next = self.next_in(&mut st);
+        self.st = Some(st);
+        self.ending.after(next)
     }
 
     fn next_in(&mut self, st: &mut CommState) -> Option<Result<RawLine, CommunicateError>> {
