@@ -228,6 +228,21 @@ fn ratio_target(
     }
 }
 
+/// A [`side_by_side`] target against the fastest peer in `scenario` at `rss`: "`what` vs best
+/// peer (NAME)".
+fn vs_best_peer(
+    s: &Samples,
+    what: &str,
+    scenario: &str,
+    rss: usize,
+    goal: f64,
+    strict: bool,
+) -> Target {
+    let best = best_peer(s, scenario, rss, true).map(|b| b.0);
+    let what = format!("{what} vs best peer ({})", best.unwrap_or("none"));
+    side_by_side(s, what, scenario, rss, best, goal, strict)
+}
+
 /// A target comparing `popen-auto` with `other` (`None`: no such variant measured) in `scenario`
 /// at `rss`: judged on the median of per-batch ratios ([`Samples::paired_ratio`]); the line also
 /// shows their range and the ratio of the two medians.
@@ -563,17 +578,11 @@ impl Report<'_> {
             ));
         }
         for &r in levels {
-            let best = best_peer(s, "spawn_full", r, true);
-            t.push(side_by_side(
+            t.push(vs_best_peer(
                 s,
-                format!(
-                    "close_fds+cwd+session, auto path, RSS {}: rate vs best peer ({})",
-                    fmt_rss(r),
-                    best.map_or("none", |b| b.0)
-                ),
+                &format!("close_fds+cwd+session, auto path, RSS {}: rate", fmt_rss(r)),
                 "spawn_full",
                 r,
-                best.map(|b| b.0),
                 1.0,
                 true,
             ));
@@ -592,29 +601,19 @@ impl Report<'_> {
                 false,
             ));
         }
-        let best = best_peer(s, "spawn_fds", 0, true);
-        t.push(side_by_side(
+        t.push(vs_best_peer(
             s,
-            format!(
-                "spawn+wait with 10,000 descriptors open, auto path: rate vs best peer ({})",
-                best.map_or("none", |b| b.0)
-            ),
+            "spawn+wait with 10,000 descriptors open, auto path: rate",
             "spawn_fds",
             0,
-            best.map(|b| b.0),
             1.5,
             false,
         ));
-        let best = best_peer(s, "capture", 0, true);
-        t.push(side_by_side(
+        t.push(vs_best_peer(
             s,
-            format!(
-                "capture of 512 MiB: popen MB/s vs best peer ({})",
-                best.map_or("none", |b| b.0)
-            ),
+            "capture of 512 MiB: popen MB/s",
             "capture",
             0,
-            best.map(|b| b.0),
             1.0,
             false,
         ));
