@@ -8,7 +8,9 @@
 //! `spawn::child`). The parent thread is suspended by `CLONE_VFORK` until the child execs or
 //! exits, so the child may use this thread's child stack, and may read the plan the parent
 //! built. Every signal is blocked in the parent around the clone, so no handler of the parent
-//! can run in the child before the child has reset them.
+//! can run in the child before the child has reset them. A child made with `CLONE_FILES` (see
+//! [`spawn`]) shares the parent's descriptor table too, until its first step replaces it with a
+//! copy of its own: before that it touches no descriptor.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
