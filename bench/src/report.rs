@@ -322,13 +322,14 @@ impl Report<'_> {
             rule.push_str("---:|---:|");
         }
         let last = *levels.last().unwrap_or(&0);
-        let _ = write!(
-            head,
-            " {} / 0 | CPU µs/spawn, RSS {} |",
-            fmt_rss(last),
-            fmt_rss(levels[0])
-        );
-        rule.push_str("---:|---:|");
+        // The slow-down with the parent's memory, where the scenario ran at several sizes.
+        let by_size = levels.len() > 1;
+        if by_size {
+            let _ = write!(head, " {} / 0 |", fmt_rss(last));
+            rule.push_str("---:|");
+        }
+        let _ = write!(head, " CPU µs/spawn, RSS {} |", fmt_rss(levels[0]));
+        rule.push_str("---:|");
         let _ = writeln!(out, "{head}\n{rule}");
         for v in VARIANTS {
             let path = s.path(key, levels[0], v).unwrap_or("—");
@@ -343,12 +344,14 @@ impl Report<'_> {
                     fmt_ratio(ratio.map(|(a, b)| a / b))
                 );
             }
-            let slow = s.median(key, last, v).zip(s.median(key, 0, v));
+            if by_size {
+                let slow = s.median(key, last, v).zip(s.median(key, 0, v));
+                let _ = write!(out, " {} |", fmt_ratio(slow.map(|(a, b)| a / b)));
+            }
             let cpu = s.stats(key, levels[0], v, "cpu_us_per_spawn");
             let _ = writeln!(
                 out,
-                " {} | {} |",
-                fmt_ratio(slow.map(|(a, b)| a / b)),
+                " {} |",
                 cpu.map_or("—".into(), |c| format!("{:.1}", c.median))
             );
         }
