@@ -3,8 +3,12 @@
 //! the [`Communicator`](crate::Communicator) loop below it, and `run`.
 
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+use crate::sys;
+use crate::sys::poll::Prefaulted;
 use crate::text::Stream;
 
 /// The slot of stream `s` in per-stream arrays: stdout first.
@@ -43,6 +47,198 @@ pub(crate) fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
             out.flush()
         }
         Stream::Stderr => io::stderr().lock().write_all(bytes),
+    }
+}
+
+/// What one output stream has produced so far: the state every loop that reads pipes
+/// (`Communicator`, pipelines, the async front end) keeps for it.
+#[derive(Default)]
+pub(crate) struct Capture {
+    pub(crate) buf: Vec<u8>,
+    /// Bytes at the front of `buf` already handed out (by [`Lines`](crate::Lines)).
+    pub(crate) taken: usize,
+    /// Bytes of the stream no longer in `buf`: the stream offset of `buf[0]`.
+    pub(crate) consumed: usize,
+    pub(crate) dropped: u64,
+    tee_failed: bool,
+    prefaulted: Prefaulted,
+    /// What is known of the last [`OutputSpace`] lent for this stream.
+    lent_prefaulted: Prefaulted,
+}
+
+impl Capture {
+    pub(crate) fn held(&self) -> usize {
+        self.buf.len() - self.taken
+    }
+
+    /// A copy of the bytes not yet handed out, at most `max` of them.
+    pub(crate) fn copy(&self, max: Option<usize>) -> Vec<u8> {
+        let end = max.map_or(self.buf.len(), |m| self.buf.len().min(self.taken + m));
+        self.buf[self.taken..end].to_vec()
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.consumed += buf.len();
+        self.prefaulted = Default::default();
+        if self.taken > 0 {
+            buf.drain(..self.taken);
+            self.taken = 0;
+        }
+        buf
+    }
+}
+
+/// Room for bytes read only to be dropped (past a truncating cap), reused from read to read.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    pre: Prefaulted,
+}
+
+/// What one [`Capture::read_once`] did.
+pub(crate) enum ReadOnce {
+    /// End of file.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+    /// The lent space was full before the read: nothing read.
+    Full,
+    /// Bytes were read: whether the stream is now over its error cap, whether the lent space
+    /// is now full, and whether the read moved less than it asked for (the pipe is most likely
+    /// empty: better to wait for it than to read `EAGAIN`).
+    Moved {
+        over: bool,
+        full: bool,
+        emptied: bool,
+    },
+}
+
+impl Capture {
+    /// One `read(2)` of stream `s` from `fd`, under `limit`: into `space` if one is lent, else
+    /// into this capture's buffer, or into `scratch`, the bytes counted and dropped, past a
+    /// truncating cap. The bytes are copied to this process's own stream too with `tee`.
+    /// `EINTR` is retried.
+    pub(crate) fn read_once(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        s: Stream,
+        (limit, tee): (Option<CaptureLimit>, bool),
+        space: Option<&mut OutputSpace<'_>>,
+        scratch: &mut Scratch,
+    ) -> io::Result<ReadOnce> {
+        let held = space.as_ref().map_or(self.held(), |sp| sp.filled);
+        let room = space.as_ref().map(|sp| sp.buf.len());
+        let (drop, want) = next_read(limit, held);
+        let read = if drop {
+            scratch.buf.clear();
+            sys::poll::read_append(fd, &mut scratch.buf, want, &mut scratch.pre)
+                .map(|_| &scratch.buf[..])
+        } else if let Some(sp) = space {
+            if sp.is_full() {
+                return Ok(ReadOnce::Full);
+            }
+            sys::poll::read_into(fd, sp.buf, &mut sp.filled, want, &mut self.lent_prefaulted)
+        } else {
+            sys::poll::read_append(fd, &mut self.buf, want, &mut self.prefaulted)
+                .map(|n| &self.buf[self.buf.len() - n..])
+        };
+        let fresh = match read {
+            Ok([]) => return Ok(ReadOnce::Eof),
+            Ok(fresh) => fresh,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOnce::WouldBlock),
+            Err(e) => return Err(e),
+        };
+        let n = fresh.len();
+        if tee && !self.tee_failed {
+            self.tee_failed = tee_write(s, fresh).is_err();
+        }
+        let (over, held) = if drop {
+            self.dropped += n as u64;
+            (false, held)
+        } else {
+            // The byte past the cap is kept, not lost, in case the caller raises the cap and
+            // resumes; errors show only the bytes within the cap.
+            let over = matches!(limit, Some(CaptureLimit::Error(max)) if held + n > max);
+            (over, held + n)
+        };
+        Ok(ReadOnce::Moved {
+            over,
+            full: room == Some(held),
+            emptied: n < want,
+        })
+    }
+}
+
+/// Room the caller lends one [`Communicator::step_into`](crate::Communicator::step_into) to
+/// read one output stream into, in place of the communicator's own buffer: a buffer whose
+/// first [`filled`](Self::filled) bytes hold what was read before, followed by room the step
+/// fills. A binding reads this way straight into the memory of the object it will hand to its
+/// own runtime (a Python `bytes`), so the output is never copied after it is read.
+///
+/// When the room runs out the step returns
+/// [`PipeEvent::OutputFull`](crate::PipeEvent::OutputFull); the caller then lends a larger
+/// buffer that starts with the same bytes (a reallocation of this one) and steps again:
+/// nothing is lost or read twice. Caps ([`CaptureLimit`]) count the bytes the buffer
+/// holds, `filled` included.
+///
+/// # Examples
+///
+/// ```
+/// use popen::{ChildPipes, Communicator, CaptureOptions, Command, OutputSpace, PipeEvent, Stdio, Stream};
+/// use std::mem::MaybeUninit;
+/// use std::os::fd::AsFd;
+///
+/// let mut child = Command::shell("printf hello").stdout(Stdio::piped()).spawn()?;
+/// let mut stdout = child.stdout.take();
+/// let mut comm = Communicator::new(CaptureOptions::new());
+/// // Room for 3 bytes, then for 64: the output arrives in the caller's memory.
+/// let mut buf = vec![MaybeUninit::<u8>::uninit(); 3];
+/// let mut filled = 0;
+/// loop {
+///     let pipes = ChildPipes { stdout: stdout.as_ref().map(|p| p.as_fd()), ..Default::default() };
+///     comm.prepare(pipes)?;
+///     let mut space = OutputSpace::new(&mut buf, filled);
+///     let event = comm.step_into(pipes, b"", None, [Some(&mut space), None])?;
+///     filled = space.filled();
+///     match event {
+///         PipeEvent::OutputFull(Stream::Stdout) => buf.resize(64, MaybeUninit::uninit()),
+///         PipeEvent::Eof(Stream::Stdout) => stdout = None,
+///         PipeEvent::Finished => break,
+///         other => panic!("{other:?}"),
+///     }
+/// }
+/// // SAFETY: the first `filled` bytes were written by the reads.
+/// let out: Vec<u8> = buf[..filled].iter().map(|b| unsafe { b.assume_init() }).collect();
+/// assert_eq!(out, b"hello");
+/// assert!(child.wait()?.success());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct OutputSpace<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    filled: usize,
+}
+
+impl<'a> OutputSpace<'a> {
+    /// Lends `buf`, of which the first `filled` bytes are already taken (by earlier output).
+    ///
+    /// # Panics
+    ///
+    /// If `filled` is greater than `buf.len()`.
+    pub fn new(buf: &'a mut [MaybeUninit<u8>], filled: usize) -> OutputSpace<'a> {
+        assert!(filled <= buf.len(), "OutputSpace: filled past the buffer");
+        OutputSpace { buf, filled }
+    }
+
+    /// How many bytes at the front of the buffer are taken: those given to
+    /// [`new`](Self::new), then each byte a step read. The bytes a step read are initialised.
+    pub fn filled(&self) -> usize {
+        self.filled
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.filled == self.buf.len()
     }
 }
 

@@ -9,12 +9,12 @@
 //! owns (CPython's file objects).
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Instant;
 
 pub(crate) use crate::capture::index;
-use crate::capture::{next_read, tee_write, CaptureLimit, CaptureOptions};
+pub use crate::capture::OutputSpace;
+use crate::capture::{Capture, CaptureOptions, ReadOnce, Scratch};
 use crate::sys;
 use crate::sys::poll::SigpipeGuard;
 use crate::text::Stream;
@@ -100,115 +100,6 @@ pub(crate) enum Stop {
     Past([Option<usize>; 2]),
 }
 
-/// What one output stream has produced so far.
-#[derive(Default)]
-pub(crate) struct Capture {
-    pub(crate) buf: Vec<u8>,
-    /// Bytes at the front of `buf` already handed out (by [`Lines`](crate::Lines)).
-    pub(crate) taken: usize,
-    /// Bytes of the stream no longer in `buf`: the stream offset of `buf[0]`.
-    pub(crate) consumed: usize,
-    pub(crate) dropped: u64,
-    tee_failed: bool,
-    prefaulted: sys::poll::Prefaulted,
-    /// What is known of the last [`OutputSpace`] lent for this stream.
-    lent_prefaulted: sys::poll::Prefaulted,
-}
-
-impl Capture {
-    pub(crate) fn held(&self) -> usize {
-        self.buf.len() - self.taken
-    }
-
-    /// A copy of the bytes not yet handed out, at most `max` of them.
-    pub(crate) fn copy(&self, max: Option<usize>) -> Vec<u8> {
-        let end = max.map_or(self.buf.len(), |m| self.buf.len().min(self.taken + m));
-        self.buf[self.taken..end].to_vec()
-    }
-
-    pub(crate) fn take(&mut self) -> Vec<u8> {
-        let mut buf = std::mem::take(&mut self.buf);
-        self.consumed += buf.len();
-        self.prefaulted = Default::default();
-        if self.taken > 0 {
-            buf.drain(..self.taken);
-            self.taken = 0;
-        }
-        buf
-    }
-}
-
-/// Room the caller lends one [`Communicator::step_into`] to read one output stream into, in
-/// place of the communicator's own buffer: a buffer whose first [`filled`](Self::filled) bytes
-/// hold what was read before, followed by room the step fills. A binding reads this way
-/// straight into the memory of the object it will hand to its own runtime (a Python `bytes`),
-/// so the output is never copied after it is read.
-///
-/// When the room runs out the step returns [`PipeEvent::OutputFull`]; the caller then lends
-/// a larger buffer that starts with the same bytes (a reallocation of this one) and steps
-/// again: nothing is lost or read twice. Caps ([`CaptureLimit`]) count the bytes the buffer
-/// holds, `filled` included.
-///
-/// # Examples
-///
-/// ```
-/// use popen::{ChildPipes, Communicator, CaptureOptions, Command, OutputSpace, PipeEvent, Stdio, Stream};
-/// use std::mem::MaybeUninit;
-/// use std::os::fd::AsFd;
-///
-/// let mut child = Command::shell("printf hello").stdout(Stdio::piped()).spawn()?;
-/// let mut stdout = child.stdout.take();
-/// let mut comm = Communicator::new(CaptureOptions::new());
-/// // Room for 3 bytes, then for 64: the output arrives in the caller's memory.
-/// let mut buf = vec![MaybeUninit::<u8>::uninit(); 3];
-/// let mut filled = 0;
-/// loop {
-///     let pipes = ChildPipes { stdout: stdout.as_ref().map(|p| p.as_fd()), ..Default::default() };
-///     comm.prepare(pipes)?;
-///     let mut space = OutputSpace::new(&mut buf, filled);
-///     let event = comm.step_into(pipes, b"", None, [Some(&mut space), None])?;
-///     filled = space.filled();
-///     match event {
-///         PipeEvent::OutputFull(Stream::Stdout) => buf.resize(64, MaybeUninit::uninit()),
-///         PipeEvent::Eof(Stream::Stdout) => stdout = None,
-///         PipeEvent::Finished => break,
-///         other => panic!("{other:?}"),
-///     }
-/// }
-/// // SAFETY: the first `filled` bytes were written by the reads.
-/// let out: Vec<u8> = buf[..filled].iter().map(|b| unsafe { b.assume_init() }).collect();
-/// assert_eq!(out, b"hello");
-/// assert!(child.wait()?.success());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct OutputSpace<'a> {
-    buf: &'a mut [MaybeUninit<u8>],
-    filled: usize,
-}
-
-impl<'a> OutputSpace<'a> {
-    /// Lends `buf`, of which the first `filled` bytes are already taken (by earlier output).
-    ///
-    /// # Panics
-    ///
-    /// If `filled` is greater than `buf.len()`.
-    pub fn new(buf: &'a mut [MaybeUninit<u8>], filled: usize) -> OutputSpace<'a> {
-        assert!(filled <= buf.len(), "OutputSpace: filled past the buffer");
-        OutputSpace { buf, filled }
-    }
-
-    /// How many bytes at the front of the buffer are taken: those given to
-    /// [`new`](Self::new), then each byte a step read. The bytes a step read are initialised.
-    pub fn filled(&self) -> usize {
-        self.filled
-    }
-
-    fn is_full(&self) -> bool {
-        self.filled == self.buf.len()
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Slot {
     Stdin,
@@ -262,8 +153,7 @@ pub struct Communicator {
     pub(crate) input_offset: usize,
     pub(crate) out: [Capture; 2],
     /// Where bytes beyond a truncating cap are read to and dropped.
-    scratch: Vec<u8>,
-    scratch_pre: sys::poll::Prefaulted,
+    scratch: Scratch,
     return_on_signal: bool,
 }
 
@@ -516,52 +406,21 @@ impl Communicator {
         s: Stream,
         mut space: Option<&mut OutputSpace<'_>>,
     ) -> io::Result<Read> {
-        let limit = self.opts.limit(s);
-        let tee = self.opts.tee(s);
+        let rule = (self.opts.limit(s), self.opts.tee(s));
         let cap = &mut self.out[index(s)];
         loop {
-            let held = space.as_ref().map_or(cap.held(), |sp| sp.filled);
-            let (drop, want) = next_read(limit, held);
-            let read = if drop {
-                self.scratch.clear();
-                sys::poll::read_append(fd, &mut self.scratch, want, &mut self.scratch_pre)
-                    .map(|_| &self.scratch[..])
-            } else if let Some(sp) = space.as_deref_mut() {
-                if sp.is_full() {
-                    return Ok(Read::Full);
-                }
-                sys::poll::read_into(fd, sp.buf, &mut sp.filled, want, &mut cap.lent_prefaulted)
-            } else {
-                sys::poll::read_append(fd, &mut cap.buf, want, &mut cap.prefaulted)
-                    .map(|n| &cap.buf[cap.buf.len() - n..])
-            };
-            let fresh = match read {
-                Ok([]) => return Ok(Read::Eof),
-                Ok(fresh) => fresh,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::More),
-                Err(e) => return Err(e),
-            };
-            let n = fresh.len();
-            if tee && !cap.tee_failed {
-                cap.tee_failed = tee_write(s, fresh).is_err();
-            }
-            let held = space.as_ref().map_or(cap.held(), |sp| sp.filled);
-            if drop {
-                cap.dropped += n as u64;
-            } else if let Some(CaptureLimit::Error(max)) = limit {
-                if held > max {
-                    // The byte past the cap is kept, not lost, in case the caller raises the
-                    // cap and resumes; errors show only the bytes within the cap.
-                    return Ok(Read::Over);
-                }
-            }
-            if space.as_ref().is_some_and(|sp| sp.is_full()) {
-                return Ok(Read::Full);
-            }
-            if n < want {
+            let space = space.as_deref_mut();
+            let read = match cap.read_once(fd, s, rule, space, &mut self.scratch)? {
+                ReadOnce::Eof => Read::Eof,
+                ReadOnce::WouldBlock => Read::More,
+                ReadOnce::Full => Read::Full,
+                ReadOnce::Moved { over: true, .. } => Read::Over,
+                ReadOnce::Moved { full: true, .. } => Read::Full,
                 // The pipe is most likely empty: back to poll rather than an EAGAIN read.
-                return Ok(Read::More);
-            }
+                ReadOnce::Moved { emptied: true, .. } => Read::More,
+                ReadOnce::Moved { .. } => continue,
+            };
+            return Ok(read);
         }
     }
 }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use super::error::{PipelineError, PipelineErrorKind};
 use super::handle::PipelineChild;
 use super::status::{PipelineOutput, StageReport};
-use crate::capture::{next_read, tee_write, CaptureLimit};
+use crate::capture::{Capture, CaptureLimit, ReadOnce, Scratch};
 use crate::popen::Popen;
 use crate::run::RunOptions;
 use crate::status::ExitStatus;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sys;
-use crate::sys::poll::{Prefaulted, SigpipeGuard};
+use crate::sys::poll::SigpipeGuard;
 use crate::text::Stream;
 
 /// The most bytes one `write` moves (half a grown pipe, so the stage reads one half while the
@@ -26,15 +26,6 @@ const MAX_WRITE: usize = 512 << 10;
 const NO_PIDFD_POLL: Duration = Duration::from_millis(20);
 /// The time at least given to reaping killed stages.
 const REAP_AT_LEAST: Duration = Duration::from_millis(50);
-
-/// One captured stream.
-#[derive(Default)]
-struct Capture {
-    buf: Vec<u8>,
-    dropped: u64,
-    tee_failed: bool,
-    pre: Prefaulted,
-}
 
 /// Why the pump returned.
 enum Pumped {
@@ -64,8 +55,8 @@ struct Pump<'a> {
     statuses: Vec<Option<ExitStatus>>,
     limits: [Option<CaptureLimit>; 2],
     tee: [bool; 2],
-    scratch: Vec<u8>,
-    scratch_pre: Prefaulted,
+    /// Where bytes beyond a truncating cap are read to and dropped.
+    scratch: Scratch,
 }
 
 /// Runs the started pipeline `child` to its end under `opts` and `deadline`.
@@ -93,8 +84,7 @@ pub(crate) fn run_to_end(
             opts.capture_opts.limit(Stream::Stderr),
         ],
         tee: opts.capture_opts.tee,
-        scratch: Vec::new(),
-        scratch_pre: Prefaulted::default(),
+        scratch: Scratch::default(),
     };
     if pump.pos >= pump.input.len() {
         pump.stdin = None;
@@ -323,39 +313,12 @@ impl Pump<'_> {
             return Ok(false);
         };
         let eof = loop {
-            let held = cap.buf.len();
-            let (drop, want) = next_read(limit, held);
-            let start = cap.buf.len();
-            let read = if drop {
-                self.scratch.clear();
-                sys::poll::read_append(fd, &mut self.scratch, want, &mut self.scratch_pre)
-            } else {
-                sys::poll::read_append(fd, &mut cap.buf, want, &mut cap.pre)
-            };
-            let got = match read {
-                Ok(0) => break true,
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(e) => return Err(e),
-            };
-            if tee && !cap.tee_failed {
-                let bytes = if drop {
-                    &self.scratch[..]
-                } else {
-                    &cap.buf[start..]
-                };
-                cap.tee_failed = tee_write(stream, bytes).is_err();
-            }
-            if drop {
-                cap.dropped += got as u64;
-            } else if let Some(CaptureLimit::Error(max)) = limit {
-                if cap.buf.len() > max {
-                    return Ok(true);
-                }
-            }
-            if got < want {
+            match cap.read_once(fd, stream, (limit, tee), None, &mut self.scratch)? {
+                ReadOnce::Eof => break true,
+                ReadOnce::Moved { over: true, .. } => return Ok(true),
                 // The pipe is most likely empty: back to poll rather than an EAGAIN read.
-                break false;
+                ReadOnce::WouldBlock | ReadOnce::Moved { emptied: true, .. } => break false,
+                ReadOnce::Moved { .. } | ReadOnce::Full => {}
             }
         };
         if eof {

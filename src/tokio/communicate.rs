@@ -16,11 +16,11 @@ use ::tokio::time::Instant;
 
 use super::child::Child;
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout, Pipe};
-use crate::capture::{next_read, tee_write, CaptureLimit, CaptureOptions};
+use crate::capture::{Capture, CaptureLimit, CaptureOptions, ReadOnce, Scratch};
 use crate::outcome::{CommunicateError, Output};
 use crate::status::ExitStatus;
 use crate::sys;
-use crate::sys::poll::{Prefaulted, SigpipeGuard};
+use crate::sys::poll::SigpipeGuard;
 use crate::text::Stream;
 
 /// The most bytes one `write` moves: half a grown pipe, so that the child can read one half
@@ -38,15 +38,6 @@ fn index(s: Stream) -> usize {
     }
 }
 
-/// What one output stream has produced so far.
-#[derive(Default)]
-struct Capture {
-    buf: Vec<u8>,
-    dropped: u64,
-    tee_failed: bool,
-    prefaulted: Prefaulted,
-}
-
 /// The resumable state of [`Child::communicate`], kept in the handle.
 #[derive(Default)]
 pub(crate) struct Comm {
@@ -59,8 +50,7 @@ pub(crate) struct Comm {
     input_pos: usize,
     out: [Capture; 2],
     /// Where bytes beyond a truncating cap are read to and dropped.
-    scratch: Vec<u8>,
-    scratch_pre: Prefaulted,
+    scratch: Scratch,
 }
 
 /// How a pump ended.
@@ -462,46 +452,21 @@ fn read_step(
     };
     let tee = st.opts.tee[index(s)];
     let cap = &mut st.out[index(s)];
-    let held = cap.buf.len();
-    let (drop, want) = next_read(limit, held);
     let raw = fd.get_ref().as_fd();
-    let read = if drop {
-        st.scratch.clear();
-        sys::poll::read_append(raw, &mut st.scratch, want, &mut st.scratch_pre)
-    } else {
-        sys::poll::read_append(raw, &mut cap.buf, want, &mut cap.prefaulted)
-    };
-    let n = match read {
-        Ok(0) => return Ok(Moved::Finished),
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+    match cap.read_once(raw, s, (limit, tee), None, &mut st.scratch)? {
+        ReadOnce::Eof => Ok(Moved::Finished),
+        ReadOnce::Moved { over, emptied, .. } => {
+            if emptied {
+                // The pipe is most likely empty: wait for the reactor rather than read EAGAIN.
+                guard.clear_ready();
+            }
+            Ok(if over { Moved::Over(s) } else { Moved::Some })
+        }
+        ReadOnce::WouldBlock | ReadOnce::Full => {
             guard.clear_ready();
-            return Ok(Moved::Some);
-        }
-        Err(e) => return Err(e),
-    };
-    if n < want {
-        // The pipe is most likely empty: wait for the reactor rather than read EAGAIN.
-        guard.clear_ready();
-    }
-    if tee && !cap.tee_failed {
-        let bytes = if drop {
-            &st.scratch[..]
-        } else {
-            &cap.buf[held..]
-        };
-        cap.tee_failed = tee_write(s, bytes).is_err();
-    }
-    if drop {
-        cap.dropped += n as u64;
-    } else if let Some(CaptureLimit::Error(max)) = limit {
-        if cap.buf.len() > max {
-            // The byte past the cap is kept, in case the caller raises the cap and resumes;
-            // errors show only the bytes within the cap.
-            return Ok(Moved::Over(s));
+            Ok(Moved::Some)
         }
     }
-    Ok(Moved::Some)
 }
 
 impl Comm {
@@ -520,21 +485,17 @@ impl Comm {
                 return cap.buf[..end].to_vec();
             }
             cap.buf.truncate(end);
-            cap.prefaulted = Prefaulted::default();
-            std::mem::take(&mut cap.buf)
+            cap.take()
         })
     }
 
     /// The final output: everything read.
     fn output(&mut self, status: ExitStatus) -> Output {
         let [out, err] = &mut self.out;
-        for cap in [&mut *out, &mut *err] {
-            cap.prefaulted = Prefaulted::default();
-        }
         Output {
             status,
-            stdout: std::mem::take(&mut out.buf),
-            stderr: std::mem::take(&mut err.buf),
+            stdout: out.take(),
+            stderr: err.take(),
             stdout_dropped: std::mem::take(&mut out.dropped),
             stderr_dropped: std::mem::take(&mut err.dropped),
         }
