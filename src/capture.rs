@@ -1,6 +1,9 @@
 //! What a capture keeps: caps on the bytes kept from each stream, tee, the pipe size to ask
-//! for, and what happens to the child on timeout. Shared by [`Popen::communicate`](crate::Popen::communicate),
-//! the [`Communicator`](crate::Communicator) loop below it, and `run`.
+//! for, and what happens to the child on timeout; and the one read of a captured stream
+//! ([`Capture::read_once`]) under those rules. Shared by
+//! [`Popen::communicate`](crate::Popen::communicate), the
+//! [`Communicator`](crate::Communicator) loop below it, `run`, pipelines and the async front
+//! end.
 
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
