@@ -80,7 +80,7 @@ pub enum PipeEvent {
     Finished,
     /// The deadline passed.
     TimedOut,
-    /// This stream exceeded its [`CaptureLimit::Error`] cap.
+    /// This stream exceeded its [`CaptureLimit::Error`](crate::CaptureLimit::Error) cap.
     LimitExceeded(Stream),
     /// The [`OutputSpace`] lent for this stream is full (only from
     /// [`step_into`](Communicator::step_into)): lend a larger one and step again.
@@ -197,7 +197,8 @@ impl Communicator {
         self.out[index(stream)].take()
     }
 
-    /// The bytes of `stream` read and dropped past a [`CaptureLimit::Truncate`] cap.
+    /// The bytes of `stream` read and dropped past a
+    /// [`CaptureLimit::Truncate`](crate::CaptureLimit::Truncate) cap.
     pub fn dropped(&self, stream: Stream) -> u64 {
         self.out[index(stream)].dropped
     }
