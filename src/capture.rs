@@ -53,6 +53,31 @@ pub(crate) fn tee_write(s: Stream, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Room for bytes read only to be dropped (past a truncating cap), reused from read to read.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    pre: Prefaulted,
+}
+
+/// What one [`Capture::read_once`] did.
+pub(crate) enum ReadOnce {
+    /// End of file.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+    /// The lent space was full before the read: nothing read.
+    Full,
+    /// Bytes were read: whether the stream is now over its error cap, whether the lent space
+    /// is now full, and whether the read moved less than it asked for (the pipe is most likely
+    /// empty: better to wait for it than to read `EAGAIN`).
+    Moved {
+        over: bool,
+        full: bool,
+        emptied: bool,
+    },
+}
+
 /// What one output stream has produced so far: the state every loop that reads pipes
 /// (`Communicator`, pipelines, the async front end) keeps for it.
 #[derive(Default)]
@@ -90,34 +115,7 @@ impl Capture {
         }
         buf
     }
-}
 
-/// Room for bytes read only to be dropped (past a truncating cap), reused from read to read.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    buf: Vec<u8>,
-    pre: Prefaulted,
-}
-
-/// What one [`Capture::read_once`] did.
-pub(crate) enum ReadOnce {
-    /// End of file.
-    Eof,
-    /// Nothing to read now.
-    WouldBlock,
-    /// The lent space was full before the read: nothing read.
-    Full,
-    /// Bytes were read: whether the stream is now over its error cap, whether the lent space
-    /// is now full, and whether the read moved less than it asked for (the pipe is most likely
-    /// empty: better to wait for it than to read `EAGAIN`).
-    Moved {
-        over: bool,
-        full: bool,
-        emptied: bool,
-    },
-}
-
-impl Capture {
     /// One `read(2)` of stream `s` from `fd`, under `limit`: into `space` if one is lent, else
     /// into this capture's buffer, or into `scratch`, the bytes counted and dropped, past a
     /// truncating cap. The bytes are copied to this process's own stream too with `tee`.
