@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::sys;
@@ -78,6 +78,75 @@ pub(crate) enum ReadOnce {
     },
 }
 
+/// The bytes a stream holds from which it is read through a [`Relay`].
+const RELAY_FROM: usize = 1 << 20;
+
+/// A pipe of the reader's own between a child's output pipe and the buffer, for large
+/// outputs. The kernel copies into and out of a pipe under one lock, so a reader copying out of
+/// the child's pipe makes the child's writes wait for each copy. Through the relay, each read
+/// first splices what the child's pipe holds into the relay — the kernel moves references to
+/// its pages, no byte is copied — and then copies the bytes out of the relay, under the relay's
+/// lock, while the child writes on (512 MiB from `cat` on two cores: about 17 % faster). It
+/// costs two descriptors (close-on-exec, non-blocking, made at the first large read) and one
+/// system call per read, so small outputs do without. Where a descriptor cannot be spliced
+/// (not a pipe or socket, or `splice` refused), the stream is read directly.
+#[derive(Default)]
+enum Relay {
+    #[default]
+    Untried,
+    Ready {
+        r: OwnedFd,
+        w: OwnedFd,
+    },
+    Unavailable,
+}
+
+impl Relay {
+    /// Splices at most `max` bytes from `fd` into the relay (made at the first call); `None`
+    /// when there is no relay to use for this stream.
+    fn splice_from(&mut self, fd: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        if matches!(self, Relay::Untried) {
+            *self = Relay::open().unwrap_or(Relay::Unavailable);
+        }
+        let Relay::Ready { w, .. } = self else {
+            return None;
+        };
+        match sys::poll::splice_pipes(fd, w.as_fd(), max) {
+            Err(e) if !matches!(e.kind(), io::ErrorKind::WouldBlock) && cannot_splice(&e) => {
+                *self = Relay::Unavailable;
+                None
+            }
+            moved => Some(moved),
+        }
+    }
+
+    /// The relay's read end, once made.
+    fn reader(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Relay::Ready { r, .. } => Some(r.as_fd()),
+            _ => None,
+        }
+    }
+
+    fn open() -> io::Result<Relay> {
+        let (r, w) = sys::fd::pipe_cloexec()?;
+        sys::fd::set_nonblocking(r.as_fd(), true)?;
+        sys::fd::set_nonblocking(w.as_fd(), true)?;
+        // As large as the reads; a refusal leaves the default, which only makes reads smaller.
+        let _ = sys::fd::set_pipe_size(w.as_fd(), MAX_CHUNK);
+        Ok(Relay::Ready { r, w })
+    }
+}
+
+/// Whether `e`, from `splice`, says the descriptor cannot be spliced at all (rather than a
+/// failure of this read): then the stream is read directly.
+fn cannot_splice(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP | libc::ESPIPE)
+    )
+}
+
 /// What one output stream has produced so far: the state every loop that reads pipes
 /// (`Communicator`, pipelines, the async front end) keeps for it.
 #[derive(Default)]
@@ -92,6 +161,7 @@ pub(crate) struct Capture {
     prefaulted: Prefaulted,
     /// What is known of the last [`OutputSpace`] lent for this stream.
     lent_prefaulted: Prefaulted,
+    relay: Relay,
 }
 
 impl Capture {
@@ -130,21 +200,60 @@ impl Capture {
     ) -> io::Result<ReadOnce> {
         let held = space.as_ref().map_or(self.held(), |sp| sp.filled);
         let room = space.as_ref().map(|sp| sp.buf.len());
-        let (drop, want) = next_read(limit, held);
+        let (drop, asked) = next_read(limit, held);
+        let mut want = asked;
+        if !drop && space.as_ref().is_some_and(|sp| sp.is_full()) {
+            return Ok(ReadOnce::Full);
+        }
+        // A large output goes through the relay: what the child's pipe holds is spliced into
+        // it, then copied out of it below, all of it, so nothing stays in it between reads.
+        let mut source = fd;
+        let mut relayed = false;
+        if !drop && held >= RELAY_FROM {
+            // No more than the lent space has room for: all of it is read out below.
+            let max = room.map_or(asked, |room| asked.min(room - held));
+            match self.relay.splice_from(fd, max) {
+                Some(Ok(0)) => return Ok(ReadOnce::Eof),
+                Some(Ok(m)) => {
+                    want = m;
+                    relayed = true;
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadOnce::WouldBlock)
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+            if let (true, Some(r)) = (relayed, self.relay.reader()) {
+                source = r;
+            }
+        }
         let read = if drop {
             scratch.buf.clear();
-            sys::poll::read_append(fd, &mut scratch.buf, want, &mut scratch.pre)
+            sys::poll::read_append(source, &mut scratch.buf, want, &mut scratch.pre)
                 .map(|_| &scratch.buf[..])
         } else if let Some(sp) = space {
-            if sp.is_full() {
-                return Ok(ReadOnce::Full);
-            }
-            sys::poll::read_into(fd, sp.buf, &mut sp.filled, want, &mut self.lent_prefaulted)
+            sys::poll::read_into(
+                source,
+                sp.buf,
+                &mut sp.filled,
+                want,
+                &mut self.lent_prefaulted,
+            )
         } else {
-            sys::poll::read_append(fd, &mut self.buf, want, &mut self.prefaulted)
+            sys::poll::read_append(source, &mut self.buf, want, &mut self.prefaulted)
                 .map(|n| &self.buf[self.buf.len() - n..])
         };
         let fresh = match read {
+            Ok(fresh) if relayed && fresh.len() < want => {
+                // A pipe holding `want` bytes gives them all to a read of `want` into room for
+                // them: only a broken kernel contract gets here, and the bytes left in the
+                // relay are lost.
+                return Err(io::Error::other(format!(
+                    "the relay pipe gave back {} of the {want} bytes spliced into it",
+                    fresh.len()
+                )));
+            }
             Ok([]) => return Ok(ReadOnce::Eof),
             Ok(fresh) => fresh,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOnce::WouldBlock),
@@ -166,7 +275,7 @@ impl Capture {
         Ok(ReadOnce::Moved {
             over,
             full: room == Some(held),
-            emptied: n < want,
+            emptied: n < asked,
         })
     }
 }
@@ -401,5 +510,111 @@ impl CaptureOptions {
 
     pub(crate) fn tee(&self, s: Stream) -> bool {
         self.tee[index(s)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (read end, write end) of a new pipe, the read end non-blocking, as the loops keep them.
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let (r, w) = sys::fd::pipe_cloexec().unwrap();
+        sys::fd::set_nonblocking(r.as_fd(), true).unwrap();
+        (r, w)
+    }
+
+    /// Reads `fd` with `read_once` until it would block or ends; the bytes kept.
+    fn drain(cap: &mut Capture, fd: BorrowedFd<'_>) -> ReadOnce {
+        let mut scratch = Scratch::default();
+        loop {
+            match cap.read_once(fd, Stream::Stdout, (None, false), None, &mut scratch) {
+                Ok(ReadOnce::Moved { .. }) => {}
+                Ok(other) => return other,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_output_is_read_through_the_relay_in_order() {
+        let (r, w) = pipe();
+        let mut cap = Capture {
+            buf: vec![7; RELAY_FROM],
+            ..Capture::default()
+        };
+        let mut w = std::fs::File::from(w);
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        std::io::Write::write_all(&mut w, &data[..60_000]).unwrap();
+        assert!(matches!(drain(&mut cap, r.as_fd()), ReadOnce::WouldBlock));
+        assert!(cap.relay.reader().is_some(), "the relay is in use");
+        // The rest from another thread, more than the pipe holds, while this one reads.
+        let rest = data[60_000..].to_vec();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut w, &rest));
+        let mut scratch = Scratch::default();
+        loop {
+            let read = cap.read_once(r.as_fd(), Stream::Stdout, (None, false), None, &mut scratch);
+            match read.unwrap() {
+                ReadOnce::Eof => break,
+                ReadOnce::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
+                _ => {}
+            }
+        }
+        writer.join().unwrap().unwrap();
+        assert!(cap.buf[RELAY_FROM..] == data[..], "{} bytes", cap.buf.len());
+    }
+
+    #[test]
+    fn a_lent_space_with_little_room_left_takes_no_more_than_it_holds() {
+        let (r, w) = pipe();
+        let data: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        std::io::Write::write_all(&mut std::fs::File::from(w), &data).unwrap();
+        // Room for 1,000 bytes past the relay's threshold: the rest stays in the pipe.
+        let mut buf = vec![MaybeUninit::new(0u8); RELAY_FROM + 1000];
+        let mut space = OutputSpace::new(&mut buf, RELAY_FROM);
+        let mut cap = Capture::default();
+        let mut scratch = Scratch::default();
+        let read = cap.read_once(
+            r.as_fd(),
+            Stream::Stdout,
+            (None, false),
+            Some(&mut space),
+            &mut scratch,
+        );
+        assert!(matches!(read.unwrap(), ReadOnce::Moved { full: true, .. }));
+        assert!(cap.relay.reader().is_some(), "the relay is in use");
+        assert_eq!(space.filled(), RELAY_FROM + 1000);
+        // The next reads, into the capture's own buffer, go on from there: nothing was left
+        // in the relay, nothing lost.
+        assert!(matches!(
+            drain(&mut cap, r.as_fd()),
+            ReadOnce::Eof | ReadOnce::WouldBlock
+        ));
+        assert_eq!(cap.buf, data[1000..]);
+    }
+
+    #[test]
+    fn a_descriptor_that_cannot_be_spliced_is_read_directly() {
+        // A directory cannot be spliced (EINVAL): the relay is given up, and the direct read
+        // answers, here with its own error.
+        let dir = OwnedFd::from(std::fs::File::open("/").unwrap());
+        let mut cap = Capture {
+            buf: vec![0; RELAY_FROM],
+            ..Capture::default()
+        };
+        let mut scratch = Scratch::default();
+        let err = cap
+            .read_once(
+                dir.as_fd(),
+                Stream::Stdout,
+                (None, false),
+                None,
+                &mut scratch,
+            )
+            .err()
+            .expect("reading a directory fails");
+        assert_eq!(err.raw_os_error(), Some(libc::EISDIR), "{err}");
+        assert!(matches!(cap.relay, Relay::Unavailable));
+        assert_eq!(cap.buf.len(), RELAY_FROM);
     }
 }

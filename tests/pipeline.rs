@@ -430,3 +430,25 @@ fn pipeline_types_are_send_and_sync() {
     send_sync::<popen::WaitSet<popen::Popen>>();
     send_sync::<popen::WaitSet<popen::PipelineChild>>();
 }
+
+#[test]
+fn megabytes_of_noise_through_two_stages_arrive_byte_exact() {
+    // Large enough for the capture to read through its relay pipe (see `capture.rs`).
+    let input = common::noise(6 << 20, 29);
+    let out = Command::new("cat")
+        .pipe(Command::new("cat"))
+        .run(
+            &RunOptions::new()
+                .input(&input[..])
+                .capture_output()
+                .check()
+                .timeout(Duration::from_secs(60)),
+        )
+        .unwrap();
+    assert!(
+        out.stdout == input,
+        "{} bytes back of {}",
+        out.stdout.len(),
+        input.len()
+    );
+}

@@ -174,6 +174,38 @@ fn populate(start: usize, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn populate(_start: usize, _len: usize) {}
 
+/// `splice(2)` of at most `max` bytes from the pipe `from` into the pipe `to`, without
+/// blocking (`SPLICE_F_NONBLOCK`): the kernel moves references to the pipe's pages, it copies
+/// no byte. Retries `EINTR`; `0` at end of file; `WouldBlock` when `from` is empty.
+#[cfg(target_os = "linux")]
+pub(crate) fn splice_pipes(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    max: usize,
+) -> io::Result<usize> {
+    // SAFETY: splice between two live descriptors with null offsets touches no memory of ours.
+    let n = cvt_r(|| unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            max,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    })?;
+    Ok(n as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn splice_pipes(
+    _from: BorrowedFd<'_>,
+    _to: BorrowedFd<'_>,
+    _max: usize,
+) -> io::Result<usize> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
 /// `fcntl(F_GETPIPE_SZ)`: the pipe's buffer size.
 #[cfg(target_os = "linux")]
 pub(crate) fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
