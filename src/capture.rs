@@ -213,7 +213,11 @@ impl Capture {
             // No more than the lent space has room for: all of it is read out below.
             let max = room.map_or(asked, |room| asked.min(room - held));
             match self.relay.splice_from(fd, max) {
-                Some(Ok(0)) => return Ok(ReadOnce::Eof),
+                Some(Ok(0)) => {
+                    // The stream is over: its relay's descriptors are not kept past it.
+                    self.relay = Relay::default();
+                    return Ok(ReadOnce::Eof);
+                }
                 Some(Ok(m)) => {
                     want = m;
                     relayed = true;
@@ -562,6 +566,10 @@ mod tests {
         }
         writer.join().unwrap().unwrap();
         assert!(cap.buf[RELAY_FROM..] == data[..], "{} bytes", cap.buf.len());
+        assert!(
+            cap.relay.reader().is_none(),
+            "the relay is closed at end of file"
+        );
     }
 
     #[test]
