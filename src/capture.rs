@@ -112,7 +112,7 @@ impl Relay {
             return None;
         };
         match sys::poll::splice_pipes(fd, w.as_fd(), max) {
-            Err(e) if !matches!(e.kind(), io::ErrorKind::WouldBlock) && cannot_splice(&e) => {
+            Err(e) if cannot_splice(&e) => {
                 *self = Relay::Unavailable;
                 None
             }
@@ -219,6 +219,8 @@ impl Capture {
                     return Ok(ReadOnce::Eof);
                 }
                 Some(Ok(m)) => {
+                    // The bytes are in the relay now: they are read from there.
+                    source = self.relay.reader().unwrap_or(fd);
                     want = m;
                     relayed = true;
                 }
@@ -227,9 +229,6 @@ impl Capture {
                 }
                 Some(Err(e)) => return Err(e),
                 None => {}
-            }
-            if let (true, Some(r)) = (relayed, self.relay.reader()) {
-                source = r;
             }
         }
         let read = if drop {

@@ -58,12 +58,7 @@ def spawn_once(full):
 
 
 def hold_fds(n):
-    """n open descriptors (of /dev/null, close-on-exec), the descriptor limit raised for them."""
-    if n:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = n + 1024 if hard == resource.RLIM_INFINITY else min(n + 1024, hard)
-        if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    """n open descriptors (of /dev/null, close-on-exec), within the limit main() raised."""
     null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
         return [os.dup(null) for _ in range(n)]

@@ -61,30 +61,9 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// `n` open descriptors (of `/dev/null`, close-on-exec), the descriptor limit raised to hold
-/// them.
-fn hold_fds(n: usize) -> io::Result<Vec<std::fs::File>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on this worker's own limit, through a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let want = (n as libc::rlim_t + 1024).min(lim.rlim_max);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    let null = std::fs::File::open("/dev/null")?;
+/// `n` open descriptors (of `/dev/null`, close-on-exec), within the limit `setup_fds` raised.
+fn hold_fds(n: usize) -> io::Result<Vec<File>> {
+    let null = File::open("/dev/null")?;
     (0..n).map(|_| null.try_clone()).collect()
 }
 
